@@ -1,0 +1,118 @@
+//! Typed, validated configuration. `Config` is what the rest of the hub reads; it is built once
+//! at start by `load` (defaults < TOML file < env < CLI flags) and never re-read.
+mod load;
+
+pub use load::{load, Cli, ConfigErrors, EnvSource, ProcessEnv};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::auth::IssuerConfig;
+
+/// The whole hub configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Plain-text listener (HTTP/1.1 and h2c prior knowledge). `None` disables it.
+    pub addr: Option<SocketAddr>,
+    /// TLS listener (ALPN h2 and http/1.1).
+    pub tls: Option<TlsConfig>,
+    /// Trusted issuers, each with its publisher and subscriber keys.
+    pub issuers: Vec<IssuerConfig>,
+    /// No key was configured: a random secret was generated for a first try (see `main`).
+    pub dev_secret: Option<String>,
+    /// Expected `aud`; `None` derives `<scheme>://<host>/.well-known/mercure` per request.
+    pub resource_identifier: Option<String>,
+    /// The hub URL: base for relative URL patterns and topics, and the reserved namespace.
+    pub hub_url: url::Url,
+    /// Tokenless subscribers receive public updates.
+    pub anonymous: bool,
+    /// Origins allowed for credentialed CORS (exact `scheme://host[:port]`, lower case).
+    pub cors_origins: Vec<String>,
+    /// Name of the cookie carrying the access token.
+    pub cookie_name: String,
+    /// Idle period before a `:` heartbeat comment; `None` disables heartbeats.
+    pub heartbeat: Option<Duration>,
+    /// Maximum life of a subscriber stream (jittered to 80–100 %); `None` disables it.
+    pub write_timeout: Option<Duration>,
+    /// Maximum publish or QUERY body size in bytes; `None` disables the limit.
+    pub max_request_body_size: Option<usize>,
+    /// Maximum `topic` fields per publish (over → 413).
+    pub max_topics_per_update: usize,
+    /// Maximum length in bytes of one form field value other than `data` (over → 413).
+    pub max_field_length: usize,
+    /// History backend.
+    pub history: HistoryConfig,
+    /// Capacity of each subscriber's queue; overflow ends the stream (it resumes from history).
+    pub subscriber_queue_capacity: usize,
+    /// Entries in the matcher result cache (and a tenth of it for compiled patterns).
+    pub matcher_cache_size: usize,
+    /// How long shutdown waits for connections to finish after SSE streams are ended.
+    pub shutdown_grace: Duration,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// `tracing` filter directive (e.g. `info`, `quicksilver=debug`).
+    pub log_level: String,
+}
+
+/// The TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub addr: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Which `History` implementation backs the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryConfig {
+    /// Bounded in-memory ring of the last `capacity` events (volatile).
+    Memory { capacity: usize },
+    /// No history: cursors always resolve to `earliest` and nothing is replayed.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub const DEFAULT_ISSUER: &str = "https://localhost";
+pub const DEFAULT_COOKIE_NAME: &str = "__Secure-mercure_access_token";
+pub const DEFAULT_HUB_URL: &str = "https://localhost/.well-known/mercure";
+
+impl Default for Config {
+    /// Programmatic defaults (used by tests and as the lowest configuration layer). No issuer
+    /// and no listener address are set here: `load` and callers decide those.
+    fn default() -> Self {
+        Self {
+            addr: None,
+            tls: None,
+            issuers: Vec::new(),
+            dev_secret: None,
+            resource_identifier: None,
+            hub_url: default_hub_url(),
+            anonymous: false,
+            cors_origins: Vec::new(),
+            cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+            heartbeat: Some(Duration::from_secs(40)),
+            write_timeout: Some(Duration::from_secs(600)),
+            max_request_body_size: Some(1024 * 1024),
+            max_topics_per_update: 1000,
+            max_field_length: 64 * 1024,
+            history: HistoryConfig::Memory { capacity: 100_000 },
+            subscriber_queue_capacity: 1024,
+            matcher_cache_size: 100_000,
+            shutdown_grace: Duration::from_secs(5),
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+/// The default hub URL, parsed.
+#[allow(clippy::expect_used)] // reason: a compile-time constant that is a valid absolute URL
+pub fn default_hub_url() -> url::Url {
+    url::Url::parse(DEFAULT_HUB_URL).expect("DEFAULT_HUB_URL is a valid URL")
+}
