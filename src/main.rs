@@ -1,1 +1,153 @@
-fn main(){}
+//! The `quicksilver` binary: parse configuration, set up logging, run the hub until SIGINT or
+//! SIGTERM, and map startup failures to exit codes (64 for bad configuration).
+use std::process::ExitCode;
+
+use clap::Parser;
+use quicksilver::config::{self, Cli, Config, LogFormat, ProcessEnv};
+use quicksilver::server::{self, StartupError};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// EX_USAGE from sysexits.h: the configuration is wrong.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match config::load(&cli, &ProcessEnv) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("quicksilver: invalid configuration:\n{errors}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if cli.check_config {
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quicksilver: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ StartupError::Keys(_)) => {
+            eprintln!("quicksilver: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("quicksilver: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), StartupError> {
+    let dev_secret = config.dev_secret.clone();
+    let running = server::start(config).await?;
+    if let Some(secret) = dev_secret {
+        print_dev_banner(&secret, running.addr, running.tls_addr);
+    }
+    shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// First-try mode: print tokens signed with the generated secret and commands to paste.
+fn print_dev_banner(
+    secret: &str,
+    addr: Option<std::net::SocketAddr>,
+    tls_addr: Option<std::net::SocketAddr>,
+) {
+    let mut audiences = Vec::new();
+    for (scheme, a) in [("http", addr), ("https", tls_addr)] {
+        if let Some(a) = a {
+            for host in ["localhost".to_owned(), a.ip().to_string()] {
+                audiences.push(format!(
+                    "{scheme}://{host}:{}/.well-known/mercure",
+                    a.port()
+                ));
+            }
+        }
+    }
+    let token = |action: &str| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = serde_json::json!({
+            "iss": quicksilver::config::DEFAULT_ISSUER,
+            "aud": audiences,
+            "sub": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            "client_id": quicksilver::config::DEFAULT_ISSUER,
+            "iat": now,
+            "exp": now + 24 * 3600,
+            "jti": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            "authorization_details": [{
+                "type": "https://mercure.rocks/authorization-detail",
+                "actions": [action],
+                "topics": [{"match": "*"}],
+            }],
+        });
+        quicksilver::auth::mint(&claims, secret, quicksilver::auth::Algorithm::HS256)
+            .unwrap_or_else(|e| format!("<could not mint: {e}>"))
+    };
+    let publisher = token("publish");
+    let subscriber = token("subscribe");
+    let base = match (addr, tls_addr) {
+        (Some(a), _) => format!("http://localhost:{}", a.port()),
+        (None, Some(a)) => format!("https://localhost:{}", a.port()),
+        (None, None) => return,
+    };
+    println!(
+        "\nQuicksilver is running in first-try mode: no key was configured, so a random secret was\n\
+         generated for this run, anonymous subscribers are on, and it listens on loopback only.\n\
+         Configure --publisher-jwt-key / --subscriber-jwt-key for production.\n\n\
+         Publisher token (24 h, publish \"*\"):\n{publisher}\n\n\
+         Subscriber token (24 h, subscribe \"*\"):\n{subscriber}\n\n\
+         Subscribe (in one terminal):\n  curl -N '{base}/.well-known/mercure?match=https://example.com/books/1'\n\n\
+         Publish (in another):\n  curl -d topic=https://example.com/books/1 -d 'data={{\"status\": \"updated\"}}' \\\n    \
+         -H 'Authorization: Bearer {publisher}' {base}/.well-known/mercure\n"
+    );
+}

@@ -131,7 +131,11 @@ impl Grants {
     /// Payload of the first `subscribe` detail whose topics match the subscription's own
     /// matcher string used as a topic (`*` matches every subscription). `None` when that first
     /// matching detail has none, or none matches.
-    pub fn payload_for(&self, engine: &MatcherEngine, subscription: &str) -> Option<&serde_json::Value> {
+    pub fn payload_for(
+        &self,
+        engine: &MatcherEngine,
+        subscription: &str,
+    ) -> Option<&serde_json::Value> {
         let _ = (engine, subscription);
         unimplemented!()
     }
@@ -166,7 +170,13 @@ impl Verifier {
     /// Full validation: signature with the key of the issuer named by `iss` for `role` only,
     /// `typ` at+jwt, algorithm pinning, `exp` (required) and `nbf` against `now` (Unix seconds),
     /// `aud` containing `audience`, then strict `authorization_details` parsing.
-    pub fn verify(&self, token: &str, role: Role, audience: &str, now: u64) -> Result<Claims, AuthError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        role: Role,
+        audience: &str,
+        now: u64,
+    ) -> Result<Claims, AuthError> {
         let _ = (token, role, audience, now);
         unimplemented!()
     }

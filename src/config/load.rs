@@ -6,7 +6,11 @@ use super::Config;
 /// Command-line flags. Every setting is optional here so layers can be told apart.
 #[derive(Debug, Default, clap::Parser)]
 #[command(name = "quicksilver", version, about = "A Mercure hub")]
-pub struct Cli {}
+pub struct Cli {
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
 
 /// Where environment variables come from (tests pass a map instead of mutating the process).
 pub trait EnvSource {

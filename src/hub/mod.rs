@@ -1,1 +1,186 @@
-//! placeholder
+//! The `Hub` facade: the publish pipeline (sequence, history, index lookup, per-subscriber
+//! authorization, enqueue) and the subscribe pipeline (register first, then replay, then live).
+mod update;
+
+pub use update::{generate_id, validate, Publication, Update, ValidUpdate};
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::auth::Grants;
+use crate::error::HubError;
+use crate::history::History;
+use crate::index::Index;
+use crate::subscriber::{CloseReason, Subscriber};
+use crate::topic::{Matcher, MatcherEngine};
+
+/// Where a subscriber's replay starts, from its `Last-Event-ID` / `last_event_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorRequest {
+    /// No cursor was sent: no replay, no `Mercure-Last-Event-ID` header.
+    None,
+    /// A cursor was sent but empty: no replay, header `earliest`.
+    Empty,
+    /// `earliest`: replay everything retained.
+    Earliest,
+    /// An event id.
+    Id(String),
+}
+
+impl CursorRequest {
+    /// A non-empty cursor value.
+    pub fn from_value(value: String) -> Self {
+        if value == "earliest" {
+            Self::Earliest
+        } else {
+            Self::Id(value)
+        }
+    }
+}
+
+/// A registered subscription, ready to become a stream.
+#[derive(Debug)]
+pub struct Subscription {
+    pub subscriber: Arc<Subscriber>,
+    /// Replay the retained updates with `after < seq <= until`.
+    pub replay: Option<(u64, u64)>,
+    /// Live updates with `seq <= floor` are already covered by the replay (or predate the
+    /// subscription) and are skipped.
+    pub floor: u64,
+    /// Value of the `Mercure-Last-Event-ID` response header, when a cursor was sent.
+    pub last_event_id: Option<String>,
+}
+
+/// Counters read by metrics and health; atomics, never behind a lock.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub published: AtomicU64,
+    pub delivered: AtomicU64,
+    pub subscribers_total: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    engine: Arc<MatcherEngine>,
+    index: Index,
+    history: Box<dyn History>,
+    /// Last assigned sequence. Held across append + fan-out so every subscriber sees updates
+    /// in sequence order and replay/live deduplication by sequence is exact.
+    sequencer: Mutex<u64>,
+    next_subscriber: AtomicU64,
+    queue_capacity: usize,
+    shutting_down: AtomicBool,
+    pub counters: Counters,
+}
+
+impl Hub {
+    pub fn new(
+        engine: Arc<MatcherEngine>,
+        history: Box<dyn History>,
+        queue_capacity: usize,
+    ) -> Self {
+        Self {
+            engine,
+            index: Index::new(),
+            history,
+            sequencer: Mutex::new(0),
+            next_subscriber: AtomicU64::new(1),
+            queue_capacity,
+            shutting_down: AtomicBool::new(false),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<MatcherEngine> {
+        &self.engine
+    }
+
+    pub fn history(&self) -> &dyn History {
+        &*self.history
+    }
+
+    pub fn connected_subscribers(&self) -> usize {
+        self.index.connected()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Publishes: assigns the next sequence, stores the update, and enqueues it for every
+    /// matching subscriber allowed to read it. Never waits on a subscriber.
+    pub fn publish(&self, update: ValidUpdate) -> Result<Arc<Update>, HubError> {
+        if self.is_shutting_down() {
+            return Err(HubError::Unavailable("the hub is shutting down".into()));
+        }
+        let mut targets = Vec::new();
+        let mut last = self.sequencer.lock().unwrap_or_else(|e| e.into_inner());
+        let update = Arc::new(update.into_update(*last + 1));
+        self.history
+            .append(&update)
+            .map_err(|e| HubError::Unavailable(e.to_string()))?;
+        *last = update.seq;
+        self.index.matching(&self.engine, &update, &mut targets);
+        let mut delivered = 0;
+        for sub in &targets {
+            if sub.may_read(&self.engine, &update) {
+                sub.push(Arc::clone(&update));
+                delivered += 1;
+            }
+        }
+        drop(last);
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .delivered
+            .fetch_add(delivered, Ordering::Relaxed);
+        Ok(update)
+    }
+
+    /// Registers a subscriber (before any replay, so nothing published meanwhile is missed)
+    /// and resolves its cursor.
+    pub fn subscribe(
+        &self,
+        matchers: Vec<Matcher>,
+        grants: Option<Arc<Grants>>,
+        cursor: CursorRequest,
+    ) -> Result<Subscription, HubError> {
+        if self.is_shutting_down() {
+            return Err(HubError::Unavailable("the hub is shutting down".into()));
+        }
+        let num = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        let subscriber = Arc::new(Subscriber::new(num, matchers, grants, self.queue_capacity));
+        self.index.insert(&subscriber);
+        self.counters
+            .subscribers_total
+            .fetch_add(1, Ordering::Relaxed);
+        // Everything with seq <= floor was fanned out before this point: it is either in the
+        // replay range or predates the subscription.
+        let floor = *self.sequencer.lock().unwrap_or_else(|e| e.into_inner());
+        let (replay, last_event_id) = match cursor {
+            CursorRequest::None => (None, None),
+            CursorRequest::Empty => (None, Some("earliest".to_owned())),
+            CursorRequest::Earliest => (Some((0, floor)), Some("earliest".to_owned())),
+            CursorRequest::Id(id) => match self.history.lookup(&id) {
+                Some(seq) => (Some((seq, floor)), Some(id)),
+                None => (None, Some("earliest".to_owned())),
+            },
+        };
+        Ok(Subscription {
+            subscriber,
+            replay,
+            floor,
+            last_event_id,
+        })
+    }
+
+    /// Removes a subscriber from the index (its stream ended).
+    pub fn unsubscribe(&self, subscriber: &Subscriber) {
+        self.index.remove(subscriber);
+    }
+
+    /// Refuses new work and ends every stream.
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.index.close_all(CloseReason::Shutdown);
+    }
+}

@@ -1,1 +1,90 @@
-//! placeholder
+//! The lock-sharded topic index: exact-topic subscriptions hashed to shards (`DashMap`), and
+//! subscribers with evaluated matchers (URL patterns, `*`) kept apart. Publish looks up each
+//! topic once and never takes a global lock.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::hub::Update;
+use crate::subscriber::{CloseReason, Subscriber};
+use crate::topic::MatcherEngine;
+
+#[derive(Debug, Default)]
+pub struct Index {
+    exact: DashMap<Box<str>, Vec<Arc<Subscriber>>>,
+    evaluated: DashMap<u64, Arc<Subscriber>>,
+    all: DashMap<u64, Arc<Subscriber>>,
+    connected: AtomicUsize,
+}
+
+impl Index {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&self, sub: &Arc<Subscriber>) {
+        for topic in sub.exact_topics() {
+            let mut entry = self.exact.entry(topic.into()).or_default();
+            if !entry.iter().any(|s| s.num == sub.num) {
+                entry.push(Arc::clone(sub));
+            }
+        }
+        if sub.has_evaluated_matchers() {
+            self.evaluated.insert(sub.num, Arc::clone(sub));
+        }
+        self.all.insert(sub.num, Arc::clone(sub));
+        self.connected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn remove(&self, sub: &Subscriber) {
+        if self.all.remove(&sub.num).is_none() {
+            return;
+        }
+        for topic in sub.exact_topics() {
+            // Remove the entry when it becomes empty so the map does not keep dead topics.
+            self.exact.remove_if_mut(topic, |_, subs| {
+                subs.retain(|s| s.num != sub.num);
+                subs.is_empty()
+            });
+        }
+        self.evaluated.remove(&sub.num);
+        self.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Subscribers whose routing matchers select `update` (each at most once).
+    pub fn matching(
+        &self,
+        engine: &MatcherEngine,
+        update: &Update,
+        out: &mut Vec<Arc<Subscriber>>,
+    ) {
+        out.clear();
+        for topic in update.topics.iter() {
+            if let Some(subs) = self.exact.get(&**topic) {
+                out.extend(subs.iter().cloned());
+            }
+        }
+        for entry in self.evaluated.iter() {
+            if entry.value().evaluated_match(engine, &update.topics) {
+                out.push(Arc::clone(entry.value()));
+            }
+        }
+        // Alternate topics and mixed matchers can select one subscriber several times.
+        if out.len() > 1 {
+            out.sort_unstable_by_key(|s| s.num);
+            out.dedup_by_key(|s| s.num);
+        }
+    }
+
+    pub fn connected(&self) -> usize {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Ends every stream (shutdown).
+    pub fn close_all(&self, reason: CloseReason) {
+        for entry in self.all.iter() {
+            entry.value().close(reason);
+        }
+    }
+}

@@ -1,1 +1,266 @@
-//! placeholder
+//! Listeners and connections: plain (HTTP/1.1 + h2c prior knowledge) and TLS (ALPN `h2`,
+//! `http/1.1`, rustls with the ring provider), served by hyper-util's auto builder; bounded
+//! graceful shutdown that ends SSE streams first (hyper alone would wait on them forever).
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::Verifier;
+use crate::config::{Config, HistoryConfig};
+use crate::history::{History, MemoryHistory, NoHistory};
+use crate::http::{self, AppState, ConnInfo};
+use crate::hub::Hub;
+use crate::topic::{HubUrl, MatcherEngine};
+
+/// Why the hub could not start. Context-rich: shown to the operator once.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("keys: {}", .0.join("; "))]
+    Keys(Vec<String>),
+    #[error("no listener configured")]
+    NoListener,
+}
+
+/// A started hub: its bound addresses and the handle to stop it.
+#[derive(Debug)]
+pub struct RunningHub {
+    /// The plain listener's bound address (port resolved when configured as 0).
+    pub addr: Option<SocketAddr>,
+    /// The TLS listener's bound address.
+    pub tls_addr: Option<SocketAddr>,
+    state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    done_tx: mpsc::Sender<()>,
+    done_rx: mpsc::Receiver<()>,
+}
+
+/// Builds the hub from `config`, binds its listeners and starts serving.
+pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
+    let engine = Arc::new(MatcherEngine::new(
+        HubUrl::new(&config.hub_url),
+        config.matcher_cache_size,
+    ));
+    let verifier =
+        Verifier::new(&config.issuers, Arc::clone(&engine)).map_err(StartupError::Keys)?;
+    let history: Box<dyn History> = match config.history {
+        HistoryConfig::Memory { capacity } => Box::new(MemoryHistory::new(capacity)),
+        HistoryConfig::None => Box::new(NoHistory),
+    };
+    let hub = Arc::new(Hub::new(engine, history, config.subscriber_queue_capacity));
+    let tls_acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let plain = match config.addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let secure = match &config.tls {
+        Some(t) => Some(bind(t.addr).await?),
+        None => None,
+    };
+    if plain.is_none() && secure.is_none() {
+        return Err(StartupError::NoListener);
+    }
+    let state = Arc::new(AppState {
+        hub,
+        verifier,
+        config,
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let (done_tx, done_rx) = mpsc::channel(1);
+    let builder = Arc::new(builder());
+    let mut running = RunningHub {
+        addr: None,
+        tls_addr: None,
+        state: Arc::clone(&state),
+        stop,
+        done_tx: done_tx.clone(),
+        done_rx,
+    };
+    if let Some(listener) = plain {
+        running.addr = listener.local_addr().ok();
+        tracing::info!(addr = ?running.addr, "listening (HTTP/1.1, h2c)");
+        tokio::spawn(accept_loop(
+            listener,
+            None,
+            Arc::clone(&state),
+            stop_rx.clone(),
+            done_tx.clone(),
+            Arc::clone(&builder),
+        ));
+    }
+    if let (Some(listener), Some(acceptor)) = (secure, tls_acceptor) {
+        running.tls_addr = listener.local_addr().ok();
+        tracing::info!(addr = ?running.tls_addr, "listening (TLS: h2, http/1.1)");
+        tokio::spawn(accept_loop(
+            listener,
+            Some(acceptor),
+            state,
+            stop_rx,
+            done_tx,
+            builder,
+        ));
+    }
+    Ok(running)
+}
+
+impl RunningHub {
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Stops accepting, ends every SSE stream, lets connections finish their responses, and
+    /// returns once they are closed or the grace period is over.
+    pub async fn shutdown(self) {
+        let Self {
+            state,
+            stop,
+            done_tx,
+            mut done_rx,
+            ..
+        } = self;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+        state.hub.shutdown();
+        drop(done_tx);
+        let grace = state.config.shutdown_grace;
+        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+            tracing::warn!(grace = ?grace, "connections still open after the grace period; closing them");
+        }
+    }
+}
+
+/// Runs until `signal` resolves, then shuts down gracefully.
+pub async fn run(
+    config: Config,
+    signal: impl std::future::Future<Output = ()>,
+) -> Result<(), StartupError> {
+    let running = start(config).await?;
+    signal.await;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+fn builder() -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(1000);
+    b
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped(&mut stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff = Duration::from_millis(5);
+                pair
+            }
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off instead of spinning on a full table.
+                tracing::warn!(error = %e, retry_in = ?backoff, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let task = ConnTask {
+            state: Arc::clone(&state),
+            stop: stop.clone(),
+            builder: Arc::clone(&builder),
+            _done: done.clone(),
+        };
+        match &tls {
+            None => {
+                tokio::spawn(task.serve(stream, ConnInfo { tls: false }));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls_stream)) => task.serve(tls_stream, ConnInfo { tls: true }).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// One connection's task. Holding `_done` keeps shutdown waiting until the connection closes.
+struct ConnTask {
+    state: Arc<AppState>,
+    stop: watch::Receiver<bool>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    _done: mpsc::Sender<()>,
+}
+
+impl ConnTask {
+    async fn serve<I>(mut self, io: I, info: ConnInfo)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = Arc::clone(&self.state);
+        let service = service_fn(move |req| http::handle(Arc::clone(&state), info, req));
+        let conn = self.builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            }
+            _ = stopped(&mut self.stop) => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+}
+
+/// Resolves once shutdown is signalled (or the sender is gone). Returns nothing so no watch
+/// guard is held across later awaits.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

@@ -1,1 +1,170 @@
-//! placeholder
+//! A subscriber's handle: identity, routing matchers, grants, and its bounded lock-free queue
+//! with a waker. Publishers push and move on; a full queue marks the subscriber lagging and its
+//! stream ends after what it already holds (the client resumes with `Last-Event-ID`).
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use atomic_waker::AtomicWaker;
+use crossbeam_queue::SegQueue;
+
+use crate::auth::Grants;
+use crate::hub::Update;
+use crate::topic::{Matcher, MatcherEngine, MatcherType};
+
+/// Why a subscriber's stream is ending (or `Open`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CloseReason {
+    Open = 0,
+    /// Its queue overflowed: it could not keep up.
+    Lagging = 1,
+    /// The hub is shutting down.
+    Shutdown = 2,
+}
+
+/// One connected subscriber.
+pub struct Subscriber {
+    /// Internal key (index, dedup).
+    pub num: u64,
+    /// Public id: a random `urn:uuid:` per connection, never client-controlled.
+    pub id: Box<str>,
+    matchers: Vec<Matcher>,
+    /// `None`: anonymous (public updates only).
+    grants: Option<Arc<Grants>>,
+    queue: SegQueue<Arc<Update>>,
+    queued: AtomicUsize,
+    capacity: usize,
+    waker: AtomicWaker,
+    state: AtomicU8,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("id", &self.id)
+            .field("matchers", &self.matchers.len())
+            .finish()
+    }
+}
+
+impl Subscriber {
+    pub fn new(
+        num: u64,
+        matchers: Vec<Matcher>,
+        grants: Option<Arc<Grants>>,
+        capacity: usize,
+    ) -> Self {
+        Self {
+            num,
+            id: format!("urn:uuid:{}", uuid::Uuid::new_v4()).into_boxed_str(),
+            matchers,
+            grants,
+            queue: SegQueue::new(),
+            queued: AtomicUsize::new(0),
+            capacity: capacity.max(1),
+            waker: AtomicWaker::new(),
+            state: AtomicU8::new(CloseReason::Open as u8),
+        }
+    }
+
+    pub fn matchers(&self) -> &[Matcher] {
+        &self.matchers
+    }
+
+    /// Exact (non-wildcard) matcher patterns: these live in the index's hashed map.
+    pub fn exact_topics(&self) -> impl Iterator<Item = &str> {
+        self.matchers
+            .iter()
+            .filter(|m| is_hashed(m))
+            .map(Matcher::pattern)
+    }
+
+    /// Whether this subscriber has matchers that must be evaluated (URL patterns, `*`).
+    pub fn has_evaluated_matchers(&self) -> bool {
+        self.matchers.iter().any(|m| !is_hashed(m))
+    }
+
+    /// Whether one of the evaluated (non-hashed) matchers selects one of `topics`.
+    pub fn evaluated_match(&self, engine: &MatcherEngine, topics: &[Box<str>]) -> bool {
+        self.matchers
+            .iter()
+            .filter(|m| !is_hashed(m))
+            .any(|m| engine.matches_any(m, topics))
+    }
+
+    /// Full routing check (all matchers), used for replay.
+    pub fn routes(&self, engine: &MatcherEngine, topics: &[Box<str>]) -> bool {
+        self.matchers.iter().any(|m| engine.matches_any(m, topics))
+    }
+
+    /// Whether the subscriber may read `update`: public, or private with a `subscribe` grant on
+    /// at least one of its topics. Routing matchers never widen this.
+    pub fn may_read(&self, engine: &MatcherEngine, update: &Update) -> bool {
+        if !update.private {
+            return true;
+        }
+        match &self.grants {
+            Some(g) => g.can_subscribe_any(engine, &update.topics),
+            None => false,
+        }
+    }
+
+    /// Enqueues without blocking. On overflow the subscriber is marked lagging (its stream ends
+    /// after draining what it holds); the update stays in history for its resume.
+    pub fn push(&self, update: Arc<Update>) {
+        if self.state.load(Ordering::Acquire) != CloseReason::Open as u8 {
+            return;
+        }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.close(CloseReason::Lagging);
+            return;
+        }
+        self.queue.push(update);
+        self.waker.wake();
+    }
+
+    /// Takes the next queued update.
+    pub fn pop(&self) -> Option<Arc<Update>> {
+        let u = self.queue.pop()?;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(u)
+    }
+
+    pub fn register_waker(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Ends the stream for `reason` (the first reason wins) and wakes it.
+    pub fn close(&self, reason: CloseReason) {
+        let _ = self.state.compare_exchange(
+            CloseReason::Open as u8,
+            reason as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.waker.wake();
+    }
+
+    pub fn close_reason(&self) -> CloseReason {
+        match self.state.load(Ordering::Acquire) {
+            1 => CloseReason::Lagging,
+            2 => CloseReason::Shutdown,
+            _ => CloseReason::Open,
+        }
+    }
+}
+
+/// Exact matchers are looked up by hash; everything else (URL patterns, `*`) is evaluated.
+fn is_hashed(m: &Matcher) -> bool {
+    m.kind() == MatcherType::Exact && !m.is_wildcard()
+}
+
+impl Subscriber {
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        // The queue itself, not the counter: the counter is bumped before the push lands, and
+        // a poller re-checking on it could spin while a preempted publisher finishes.
+        self.queue.is_empty()
+    }
+}

@@ -1,0 +1,98 @@
+//! `POST /.well-known/mercure` (spec "Publication"): authorize the publisher, read the form
+//! within limits, validate, check `publish` grants on every topic, publish, answer the id.
+use http::header::{HeaderMap, CONTENT_TYPE, ORIGIN, REFERER};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::form::{self, FormLimits};
+use super::{read_body, response, unix_now, AppState, HubBody, RequestContext};
+use crate::auth::{extract_token, AuthError, Role, TokenSource};
+use crate::config::Config;
+use crate::error::HubError;
+use crate::hub;
+
+pub async fn handle(
+    state: &AppState,
+    ctx: &RequestContext,
+    req: Request<Incoming>,
+) -> Result<Response<HubBody>, HubError> {
+    let (parts, body) = req.into_parts();
+    // Authorization first: an unauthenticated client learns nothing about limits or topics.
+    let cred =
+        extract_token(&parts.headers, &state.config.cookie_name)?.ok_or(AuthError::Missing)?;
+    if cred.source == TokenSource::Cookie {
+        check_csrf(&parts.headers, ctx, &state.config)?;
+    }
+    let claims = state
+        .verifier
+        .verify(cred.token, Role::Publisher, &ctx.audience, unix_now())?;
+    if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
+        let media = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if !media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(HubError::bad_request(
+                "publish requests must be application/x-www-form-urlencoded",
+            ));
+        }
+    }
+    let bytes = read_body(body, state.config.max_request_body_size).await?;
+    let limits = FormLimits {
+        max_topics: state.config.max_topics_per_update,
+        max_field_length: state.config.max_field_length,
+    };
+    let publication = form::parse_publication(&bytes, limits)?;
+    let engine = state.hub.engine();
+    let update = hub::validate(publication, engine.hub())?;
+    // Spec "Publishers": every topic, canonical and alternate, needs a publish grant.
+    if let Some(topic) = update
+        .topics()
+        .iter()
+        .find(|t| !claims.grants.can_publish(engine, t))
+    {
+        return Err(AuthError::InsufficientScope(format!(
+            "no publish grant for topic {:?}",
+            &**topic
+        ))
+        .into());
+    }
+    let update = state.hub.publish(update)?;
+    tracing::debug!(id = %update.id, topics = update.topics.len(), private = update.private, "update published");
+    Ok(response::text(StatusCode::OK, update.id.to_string()))
+}
+
+/// Spec "Security Considerations": cookie-authenticated publishing must come from an expected
+/// origin (`Origin`, else the origin of `Referer`): the hub's own origin or a CORS-allowed one.
+fn check_csrf(headers: &HeaderMap, ctx: &RequestContext, config: &Config) -> Result<(), HubError> {
+    let origin = match headers.get(ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(o) => Some(o.to_ascii_lowercase()),
+        None => headers
+            .get(REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| url::Url::parse(r).ok())
+            .map(|u| u.origin().ascii_serialization()),
+    };
+    let Some(origin) = origin else {
+        return Err(AuthError::InvalidRequest(
+            "cookie-authenticated publish without Origin or Referer".into(),
+        )
+        .into());
+    };
+    if origin == ctx.origin
+        || config
+            .cors_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(&origin))
+    {
+        Ok(())
+    } else {
+        Err(AuthError::InvalidRequest(format!(
+            "cookie-authenticated publish from a foreign origin {origin:?}"
+        ))
+        .into())
+    }
+}
