@@ -1,8 +1,12 @@
 //! Typed, validated configuration. `Config` is what the rest of the hub reads; it is built once
 //! at start by `load` (defaults < TOML file < env < CLI flags) and never re-read.
+mod layers;
 mod load;
+mod parse;
+#[cfg(test)]
+mod tests;
 
-pub use load::{load, Cli, ConfigErrors, EnvSource, ProcessEnv};
+pub use load::{load, Cli, ConfigErrors, EnvSource, ProcessEnv, DEFAULT_ADDR};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +57,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `tracing` filter directive (e.g. `info`, `quicksilver=debug`).
     pub log_level: String,
+    /// Accepted but doubtful settings (short HMAC secret, non-https resource identifier), for
+    /// `main` to log once logging is set up.
+    pub warnings: Vec<String>,
 }
 
 /// The TLS listener.
@@ -107,6 +114,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
+            warnings: Vec::new(),
         }
     }
 }
