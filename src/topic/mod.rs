@@ -1,6 +1,14 @@
 //! Topics and topic matchers: the spec's character rules, the reserved-namespace check, and the
 //! `exact` / `urlpattern` / `*` matchers with bounded compile and result caches. Pure and sync.
 
+mod chars;
+mod matcher;
+mod reserved;
+
+pub use chars::check_chars;
+pub use matcher::{CacheStats, Matcher, MatcherEngine};
+pub use reserved::HubUrl;
+
 /// Why a protocol string (topic, matcher, id, type) was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
@@ -16,42 +24,6 @@ pub enum TopicError {
 
 /// Maximum matcher pattern length in bytes (query parameters and token topics).
 pub const MAX_PATTERN_LEN: usize = 4096;
-
-/// Checks the spec's character rules for topics, matchers, ids and types: no C0 (U+0000–U+001F),
-/// DEL, C1 (U+0080–U+009F) or Unicode `Cf`. (UTF-8 validity is given by `&str`.)
-pub fn check_chars(s: &str) -> Result<(), TopicError> {
-    let _ = s;
-    unimplemented!()
-}
-
-/// The hub URL, used as the base for relative topics and patterns and to decide the reserved
-/// namespace (`<hub path>` and `<hub path>/…`).
-#[derive(Debug, Clone)]
-pub struct HubUrl {
-    _private: (),
-}
-
-impl HubUrl {
-    pub fn new(url: &url::Url) -> Self {
-        let _ = url;
-        unimplemented!()
-    }
-    /// The full URL string, e.g. `https://localhost/.well-known/mercure`.
-    pub fn as_str(&self) -> &str {
-        unimplemented!()
-    }
-    /// The path, e.g. `/.well-known/mercure`.
-    pub fn path(&self) -> &str {
-        unimplemented!()
-    }
-    /// Whether `topic`, resolved against the hub URL (WHATWG URL parser, dot segments removed,
-    /// percent-encoded unreserved characters decoded, whatever the scheme or host), has a path
-    /// equal to the hub path or under it. Unparsable topics are not reserved.
-    pub fn is_reserved(&self, topic: &str) -> bool {
-        let _ = topic;
-        unimplemented!()
-    }
-}
 
 /// A matcher type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,58 +47,5 @@ impl MatcherType {
             "urlpattern" => Some(Self::UrlPattern),
             _ => None,
         }
-    }
-}
-
-/// A compiled topic matcher. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Matcher {
-    _private: (),
-}
-
-impl Matcher {
-    pub fn kind(&self) -> MatcherType {
-        unimplemented!()
-    }
-    /// The pattern as given.
-    pub fn pattern(&self) -> &str {
-        unimplemented!()
-    }
-    /// `*`: matches every topic whatever the type.
-    pub fn is_wildcard(&self) -> bool {
-        unimplemented!()
-    }
-}
-
-/// Compiles matchers and evaluates them, with a bounded compiled-pattern cache and a bounded
-/// (pattern, topic) → bool result cache. One per hub, shared.
-#[derive(Debug)]
-pub struct MatcherEngine {
-    _private: (),
-}
-
-impl MatcherEngine {
-    /// `cache_size` bounds the result cache; compiled patterns get a tenth of it (at least 1).
-    /// `0` disables caching.
-    pub fn new(hub: HubUrl, cache_size: usize) -> Self {
-        let _ = (hub, cache_size);
-        unimplemented!()
-    }
-    pub fn hub(&self) -> &HubUrl {
-        unimplemented!()
-    }
-    /// Validates (characters, length ≤ `MAX_PATTERN_LEN`, compilability) and compiles.
-    pub fn compile(&self, kind: MatcherType, pattern: &str) -> Result<Matcher, TopicError> {
-        let _ = (kind, pattern);
-        unimplemented!()
-    }
-    /// Whether `matcher` matches `topic`.
-    pub fn matches(&self, matcher: &Matcher, topic: &str) -> bool {
-        let _ = (matcher, topic);
-        unimplemented!()
-    }
-    /// Whether `matcher` matches any of `topics`.
-    pub fn matches_any(&self, matcher: &Matcher, topics: &[Box<str>]) -> bool {
-        topics.iter().any(|t| self.matches(matcher, t))
     }
 }
