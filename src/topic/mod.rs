@@ -20,29 +20,37 @@ pub const MAX_PATTERN_LEN: usize = 4096;
 /// Checks the spec's character rules for topics, matchers, ids and types: no C0 (U+0000–U+001F),
 /// DEL, C1 (U+0080–U+009F) or Unicode `Cf`. (UTF-8 validity is given by `&str`.)
 pub fn check_chars(s: &str) -> Result<(), TopicError> {
-    let _ = s;
-    unimplemented!()
+    // TEMPORARY stub for the auth worktree (no Unicode Cf check).
+    if s.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{200b}' | '\u{202e}' | '\u{feff}'))
+    {
+        return Err(TopicError::ForbiddenCharacter);
+    }
+    Ok(())
 }
 
 /// The hub URL, used as the base for relative topics and patterns and to decide the reserved
 /// namespace (`<hub path>` and `<hub path>/…`).
 #[derive(Debug, Clone)]
 pub struct HubUrl {
-    _private: (),
+    url: String,
+    path: String,
 }
 
 impl HubUrl {
     pub fn new(url: &url::Url) -> Self {
-        let _ = url;
-        unimplemented!()
+        Self {
+            url: url.as_str().to_owned(),
+            path: url.path().to_owned(),
+        }
     }
     /// The full URL string, e.g. `https://localhost/.well-known/mercure`.
     pub fn as_str(&self) -> &str {
-        unimplemented!()
+        &self.url
     }
     /// The path, e.g. `/.well-known/mercure`.
     pub fn path(&self) -> &str {
-        unimplemented!()
+        &self.path
     }
     /// Whether `topic`, resolved against the hub URL (WHATWG URL parser, dot segments removed,
     /// percent-encoded unreserved characters decoded, whatever the scheme or host), has a path
@@ -81,20 +89,21 @@ impl MatcherType {
 /// A compiled topic matcher. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Matcher {
-    _private: (),
+    kind: MatcherType,
+    pattern: std::sync::Arc<str>,
 }
 
 impl Matcher {
     pub fn kind(&self) -> MatcherType {
-        unimplemented!()
+        self.kind
     }
     /// The pattern as given.
     pub fn pattern(&self) -> &str {
-        unimplemented!()
+        &self.pattern
     }
     /// `*`: matches every topic whatever the type.
     pub fn is_wildcard(&self) -> bool {
-        unimplemented!()
+        &*self.pattern == "*"
     }
 }
 
@@ -102,28 +111,37 @@ impl Matcher {
 /// (pattern, topic) → bool result cache. One per hub, shared.
 #[derive(Debug)]
 pub struct MatcherEngine {
-    _private: (),
+    hub: HubUrl,
 }
 
 impl MatcherEngine {
     /// `cache_size` bounds the result cache; compiled patterns get a tenth of it (at least 1).
     /// `0` disables caching.
     pub fn new(hub: HubUrl, cache_size: usize) -> Self {
-        let _ = (hub, cache_size);
-        unimplemented!()
+        let _ = cache_size;
+        Self { hub }
     }
     pub fn hub(&self) -> &HubUrl {
-        unimplemented!()
+        &self.hub
     }
     /// Validates (characters, length ≤ `MAX_PATTERN_LEN`, compilability) and compiles.
     pub fn compile(&self, kind: MatcherType, pattern: &str) -> Result<Matcher, TopicError> {
-        let _ = (kind, pattern);
-        unimplemented!()
+        // TEMPORARY stub: URL patterns match exactly; `(` marks an invalid pattern.
+        check_chars(pattern)?;
+        if pattern.len() > MAX_PATTERN_LEN {
+            return Err(TopicError::TooLong(MAX_PATTERN_LEN));
+        }
+        if kind == MatcherType::UrlPattern && pattern.contains('(') {
+            return Err(TopicError::InvalidPattern);
+        }
+        Ok(Matcher {
+            kind,
+            pattern: pattern.into(),
+        })
     }
     /// Whether `matcher` matches `topic`.
     pub fn matches(&self, matcher: &Matcher, topic: &str) -> bool {
-        let _ = (matcher, topic);
-        unimplemented!()
+        matcher.is_wildcard() || matcher.pattern() == topic
     }
     /// Whether `matcher` matches any of `topics`.
     pub fn matches_any(&self, matcher: &Matcher, topics: &[Box<str>]) -> bool {
