@@ -1,9 +1,22 @@
 //! Authorization: token presentation (header / cookie), JWS verification on `ring` with keys
 //! bound to issuers and algorithms, RFC 9068 claim checks, and `authorization_details` → `Grants`.
 //! Pure and sync; never logs or returns a token.
-use std::sync::Arc;
+mod claims;
+mod grants;
+mod jws;
+mod keys;
+mod presentation;
+mod verifier;
 
-use crate::topic::{Matcher, MatcherEngine};
+#[cfg(test)]
+mod tests;
+
+pub use grants::{
+    Grants, SubscribeDetail, MAX_DETAIL_TOPICS, MAX_MERCURE_DETAILS, MERCURE_DETAIL_TYPE,
+};
+pub use jws::{mint, MAX_TOKEN_LEN};
+pub use presentation::{extract_token, MIN_COMPACT_JWS_LEN};
+pub use verifier::Verifier;
 
 /// A JWS algorithm the hub can verify. `none` does not exist here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,22 +38,64 @@ pub enum Algorithm {
 impl Algorithm {
     /// Parses the JOSE name (`HS256`, `EdDSA`…), case-sensitively.
     pub fn from_name(name: &str) -> Option<Self> {
-        let _ = name;
-        unimplemented!()
+        Self::ALL.into_iter().find(|alg| alg.name() == name)
     }
     pub fn name(self) -> &'static str {
-        unimplemented!()
+        match self {
+            Self::HS256 => "HS256",
+            Self::HS384 => "HS384",
+            Self::HS512 => "HS512",
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+            Self::PS384 => "PS384",
+            Self::PS512 => "PS512",
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+            Self::EdDSA => "EdDSA",
+        }
     }
+    /// Every supported algorithm, HMAC first.
+    pub const ALL: [Self; 12] = [
+        Self::HS256,
+        Self::HS384,
+        Self::HS512,
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::ES256,
+        Self::ES384,
+        Self::EdDSA,
+    ];
     pub fn is_hmac(self) -> bool {
         matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
     }
 }
 
 /// One verification key: an HMAC secret (raw text) or a PEM public key, pinned to one algorithm.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyConfig {
     pub key: String,
     pub alg: Algorithm,
+}
+
+// By hand so that printing the configuration never prints a shared secret.
+impl std::fmt::Debug for KeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = if self.alg.is_hmac() {
+            format!("<secret, {} bytes>", self.key.len())
+        } else {
+            format!("<PEM, {} bytes>", self.key.len())
+        };
+        f.debug_struct("KeyConfig")
+            .field("key", &format_args!("{key}"))
+            .field("alg", &self.alg)
+            .finish()
+    }
 }
 
 /// A trusted issuer and the keys that verify its tokens, per role.
@@ -59,6 +114,16 @@ pub struct IssuerConfig {
 pub enum Role {
     Publisher,
     Subscriber,
+}
+
+impl Role {
+    /// `publisher` or `subscriber`, as in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Publisher => "publisher",
+            Self::Subscriber => "subscriber",
+        }
+    }
 }
 
 /// An authorization failure, mapped to RFC 6750 responses by `http::response`. The `String` is
@@ -93,54 +158,6 @@ pub struct Credential<'a> {
     pub source: TokenSource,
 }
 
-/// Extracts the token: the `Authorization` header wins (exactly one, scheme `Bearer`
-/// case-insensitive, a plausible compact JWS, else `InvalidRequest`); otherwise the cookie named
-/// `cookie_name`; otherwise `None`. Never reads the query string.
-pub fn extract_token<'a>(
-    headers: &'a http::HeaderMap,
-    cookie_name: &str,
-) -> Result<Option<Credential<'a>>, AuthError> {
-    let _ = (headers, cookie_name);
-    unimplemented!()
-}
-
-/// Grants carried by a validated token.
-#[derive(Debug, Clone, Default)]
-pub struct Grants {
-    _private: (),
-}
-
-/// One `subscribe` authorization detail: its matchers and optional payload.
-#[derive(Debug, Clone)]
-pub struct SubscribeDetail {
-    pub matchers: Vec<Matcher>,
-    pub payload: Option<serde_json::Value>,
-}
-
-impl Grants {
-    /// Whether some `publish` grant matches `topic`.
-    pub fn can_publish(&self, engine: &MatcherEngine, topic: &str) -> bool {
-        let _ = (engine, topic);
-        unimplemented!()
-    }
-    /// Whether some `subscribe` grant matches at least one of `topics`.
-    pub fn can_subscribe_any(&self, engine: &MatcherEngine, topics: &[Box<str>]) -> bool {
-        let _ = (engine, topics);
-        unimplemented!()
-    }
-    /// Payload of the first `subscribe` detail whose topics match the subscription's own
-    /// matcher string used as a topic (`*` matches every subscription). `None` when that first
-    /// matching detail has none, or none matches.
-    pub fn payload_for(
-        &self,
-        engine: &MatcherEngine,
-        subscription: &str,
-    ) -> Option<&serde_json::Value> {
-        let _ = (engine, subscription);
-        unimplemented!()
-    }
-}
-
 /// What a validated token says.
 #[derive(Debug, Clone)]
 pub struct Claims {
@@ -148,44 +165,4 @@ pub struct Claims {
     pub exp: u64,
     pub sub: Option<String>,
     pub grants: Grants,
-}
-
-/// Verifies tokens against the trusted issuers.
-#[derive(Debug)]
-pub struct Verifier {
-    _private: (),
-}
-
-impl Verifier {
-    /// Loads and checks every issuer's keys; all problems are returned together.
-    pub fn new(issuers: &[IssuerConfig], engine: Arc<MatcherEngine>) -> Result<Self, Vec<String>> {
-        let _ = (issuers, engine);
-        unimplemented!()
-    }
-    /// Whether any issuer has a key for `role`.
-    pub fn has_role(&self, role: Role) -> bool {
-        let _ = role;
-        unimplemented!()
-    }
-    /// Full validation: signature with the key of the issuer named by `iss` for `role` only,
-    /// `typ` at+jwt, algorithm pinning, `exp` (required) and `nbf` against `now` (Unix seconds),
-    /// `aud` containing `audience`, then strict `authorization_details` parsing.
-    pub fn verify(
-        &self,
-        token: &str,
-        role: Role,
-        audience: &str,
-        now: u64,
-    ) -> Result<Claims, AuthError> {
-        let _ = (token, role, audience, now);
-        unimplemented!()
-    }
-}
-
-/// Signs `claims` as a compact JWS with header `{"alg":…,"typ":"at+jwt"}`. `key` is an HMAC
-/// secret for HS*, or a PKCS#8 PEM private key for the other algorithms. For dev mode, the token
-/// CLI and tests.
-pub fn mint(claims: &serde_json::Value, key: &str, alg: Algorithm) -> Result<String, String> {
-    let _ = (claims, key, alg);
-    unimplemented!()
 }

@@ -1,0 +1,216 @@
+//! Token presentation (spec, Presenting the Access Token): the `Authorization: Bearer` header,
+//! else the configured cookie. Never the query string; errors never quote the token.
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, HeaderValue};
+
+use super::{AuthError, Credential, TokenSource};
+
+/// Shortest plausible compact JWS: the reference hub's bound, below which a header token is an
+/// `invalid_request` rather than an `invalid_token`.
+pub const MIN_COMPACT_JWS_LEN: usize = 41;
+
+/// Extracts the token: the `Authorization` header wins (exactly one, scheme `Bearer`
+/// case-insensitive, a plausible compact JWS, else `InvalidRequest`); otherwise the cookie named
+/// `cookie_name`; otherwise `None`. Never reads the query string.
+pub fn extract_token<'a>(
+    headers: &'a HeaderMap,
+    cookie_name: &str,
+) -> Result<Option<Credential<'a>>, AuthError> {
+    let mut authorization = headers.get_all(AUTHORIZATION).iter();
+    if let Some(value) = authorization.next() {
+        // A header, even malformed, excludes the cookie: the spec ignores the ambient cookie
+        // whenever the client chose the header.
+        if authorization.next().is_some() {
+            return Err(invalid_request("more than one Authorization header"));
+        }
+        return bearer_token(value).map(|token| {
+            Some(Credential {
+                token,
+                source: TokenSource::Header,
+            })
+        });
+    }
+    for value in headers.get_all(COOKIE) {
+        if let Some(token) = find_cookie(value.as_bytes(), cookie_name.as_bytes()) {
+            let token = std::str::from_utf8(token)
+                .map_err(|_| AuthError::InvalidToken("the token cookie is not UTF-8".to_owned()))?;
+            return Ok(Some(Credential {
+                token,
+                source: TokenSource::Cookie,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+fn invalid_request(reason: &str) -> AuthError {
+    AuthError::InvalidRequest(reason.to_owned())
+}
+
+fn bearer_token(value: &HeaderValue) -> Result<&str, AuthError> {
+    let value = value
+        .to_str()
+        .map_err(|_| invalid_request("Authorization header is not visible ASCII"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| invalid_request("Authorization header has no credentials"))?;
+    // RFC 9110 §11.1: auth schemes are case-insensitive.
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(invalid_request("Authorization scheme is not Bearer"));
+    }
+    if !looks_like_compact_jws(token) {
+        return Err(invalid_request("Bearer credentials are not a compact JWS"));
+    }
+    Ok(token)
+}
+
+/// Three base64url parts, at least `MIN_COMPACT_JWS_LEN` long; the real checks come later.
+fn looks_like_compact_jws(token: &str) -> bool {
+    token.len() >= MIN_COMPACT_JWS_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && token.bytes().filter(|&b| b == b'.').count() == 2
+}
+
+/// The first non-empty value of cookie `name` in one `Cookie` header (`a=b; c=d`, RFC 6265 §4.2).
+/// An empty value is how browsers keep a cleared cookie, so it counts as absent.
+fn find_cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let (key, value) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
+        if key != name {
+            return None;
+        }
+        // RFC 6265 allows the value to be wrapped in double quotes.
+        let value = match value {
+            [b'"', inner @ .., b'"'] => inner,
+            other => other,
+        };
+        (!value.is_empty()).then_some(value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on bad fixtures")]
+    use super::*;
+
+    const COOKIE_NAME: &str = "mercureAccess";
+    // 3 parts, 47 chars.
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl";
+    const OTHER: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ5In0.c2lnbmF0dXJl";
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn extract(
+        pairs: &[(&'static str, String)],
+    ) -> Result<Option<(String, TokenSource)>, AuthError> {
+        let map = headers(pairs);
+        extract_token(&map, COOKIE_NAME).map(|c| c.map(|c| (c.token.to_owned(), c.source)))
+    }
+
+    // Spec "Presenting the Access Token": the header wins over the cookie.
+    #[test]
+    fn header_wins_over_cookie() {
+        let got = extract(&[
+            ("cookie", format!("{COOKIE_NAME}={OTHER}")),
+            ("authorization", format!("Bearer {TOKEN}")),
+        ]);
+        assert_eq!(got, Ok(Some((TOKEN.to_owned(), TokenSource::Header))));
+    }
+
+    // Spec "Authorization HTTP Header": scheme matched case-insensitively (RFC 9110).
+    #[test]
+    fn scheme_case_insensitive() {
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            let got = extract(&[("authorization", format!("{scheme} {TOKEN}"))]);
+            assert_eq!(got, Ok(Some((TOKEN.to_owned(), TokenSource::Header))));
+        }
+    }
+
+    // Reference hub §1.9: presentation defects are 400 invalid_request, no cookie fallback.
+    #[test]
+    fn header_defects_are_invalid_requests() {
+        let cookie = ("cookie", format!("{COOKIE_NAME}={TOKEN}"));
+        let cases = [
+            vec![
+                ("authorization", "Basic dXNlcjpwYXNz".to_owned()),
+                cookie.clone(),
+            ],
+            vec![("authorization", "Bearer x".to_owned()), cookie.clone()],
+            vec![("authorization", "Bearer".to_owned())],
+            vec![("authorization", String::new()), cookie.clone()],
+            vec![("authorization", format!("Bearer  {TOKEN}"))],
+            vec![("authorization", format!("Bearer {TOKEN}.x"))],
+            vec![(
+                "authorization",
+                format!("Bearer {}", TOKEN.replace('.', "_")),
+            )],
+            vec![("authorization", format!("Bearer {TOKEN}="))],
+            vec![
+                ("authorization", format!("Bearer {TOKEN}")),
+                ("authorization", format!("Bearer {TOKEN}")),
+            ],
+        ];
+        for case in cases {
+            assert!(
+                matches!(extract(&case), Err(AuthError::InvalidRequest(_))),
+                "{case:?}"
+            );
+        }
+        let mut map = HeaderMap::new();
+        map.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
+        );
+        assert!(matches!(
+            extract_token(&map, COOKIE_NAME),
+            Err(AuthError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn error_never_quotes_the_token() {
+        let got = extract(&[("authorization", format!("Basic {TOKEN}"))]);
+        let Err(e) = got else {
+            panic!("expected an error")
+        };
+        assert!(!e.to_string().contains(TOKEN));
+    }
+
+    // Spec "Cookie": used when no Authorization header is present; HTTP/2 may split it.
+    #[test]
+    fn cookie_found_among_several() {
+        let got = extract(&[
+            ("cookie", "a=1; b=2".to_owned()),
+            ("cookie", format!("x=y;{COOKIE_NAME}={TOKEN}; z=w")),
+        ]);
+        assert_eq!(got, Ok(Some((TOKEN.to_owned(), TokenSource::Cookie))));
+        let got = extract(&[(
+            "cookie",
+            format!("{COOKIE_NAME}=; {COOKIE_NAME}=\"{TOKEN}\""),
+        )]);
+        assert_eq!(got, Ok(Some((TOKEN.to_owned(), TokenSource::Cookie))));
+        // Names are case-sensitive and must match entirely.
+        let got = extract(&[(
+            "cookie",
+            format!("mercureaccess={TOKEN}; x{COOKIE_NAME}={TOKEN}; {COOKIE_NAME}x={TOKEN}"),
+        )]);
+        assert_eq!(got, Ok(None));
+    }
+
+    #[test]
+    fn nothing_presented() {
+        assert_eq!(extract(&[]), Ok(None));
+        assert_eq!(extract(&[("cookie", "a=b".to_owned())]), Ok(None));
+        assert_eq!(extract(&[("cookie", format!("{COOKIE_NAME}="))]), Ok(None));
+    }
+}
