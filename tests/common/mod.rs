@@ -1,0 +1,27 @@
+//! Shared integration-test helpers: a real hyper client for HTTP/1.1, h2c and TLS (`client`), an
+//! incremental SSE parser and stream reader (`sse`), and JWT minting independent of the hub (`jwt`).
+//! Test-only code: it panics with context instead of returning errors wherever a test would.
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each tests/*.rs crate compiles this module but uses only part of it"
+)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic with a message is the right failure"
+)]
+
+pub mod client;
+pub mod jwt;
+pub mod sse;
+
+pub use client::{
+    certs_dev_dir, error_chain, query_method, Proto, Request, Response, TestClient, ALPN_H1,
+    ALPN_H2, DEADLINE,
+};
+pub use jwt::{
+    claims, default_header, detail, hs256_token, publish_detail, sign, subscribe_detail,
+    subscribe_detail_with_payload, unix_now, TestKey, DETAIL_TYPE,
+};
+pub use sse::{Outcome, SseEvent, SseItem, SseParser, SseStream};
