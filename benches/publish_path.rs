@@ -32,10 +32,24 @@ fn bench_encode(c: &mut Criterion) {
     let multi = "line one\nline two\r\nline three\rline four".repeat(8);
     let mut g = c.benchmark_group("sse/encode_event");
     g.bench_function("512B single line", |b| {
-        b.iter(|| encode_event(black_box("urn:uuid:0190a0a0-0000-7000-8000-000000000000"), Some("book"), None, black_box(&data_512)))
+        b.iter(|| {
+            encode_event(
+                black_box("urn:uuid:0190a0a0-0000-7000-8000-000000000000"),
+                Some("book"),
+                None,
+                black_box(&data_512),
+            )
+        })
     });
     g.bench_function("32 lines mixed breaks", |b| {
-        b.iter(|| encode_event(black_box("urn:uuid:0190a0a0-0000-7000-8000-000000000000"), None, Some(5000), black_box(&multi)))
+        b.iter(|| {
+            encode_event(
+                black_box("urn:uuid:0190a0a0-0000-7000-8000-000000000000"),
+                None,
+                Some(5000),
+                black_box(&multi),
+            )
+        })
     });
     g.finish();
 }
@@ -56,7 +70,14 @@ fn bench_fanout(c: &mut Criterion) {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
-                let p = parse_publication(b"topic=https%3A%2F%2Fexample.com%2Fbooks%2F1&data=hello", FormLimits { max_topics: 10, max_field_length: 1024 }).unwrap();
+                let p = parse_publication(
+                    b"topic=https%3A%2F%2Fexample.com%2Fbooks%2F1&data=hello",
+                    FormLimits {
+                        max_topics: 10,
+                        max_field_length: 1024,
+                    },
+                )
+                .unwrap();
                 let u = validate(p, engine.hub()).unwrap();
                 hub.publish(u).unwrap();
                 // Drain so queues stay small and the measurement is push + pop per subscriber.
