@@ -13,12 +13,17 @@
 )]
 
 pub mod client;
+pub mod hub;
 pub mod jwt;
 pub mod sse;
 
 pub use client::{
     certs_dev_dir, error_chain, query_method, Proto, Request, Response, TestClient, ALPN_H1,
     ALPN_H2, DEADLINE,
+};
+pub use hub::{
+    match_param, publish_all, publisher_token, sub_target, subscribe_all, subscriber_token,
+    test_config, TestHub, ISSUER, PUBLISHER_SECRET, RESOURCE, SUBSCRIBER_SECRET,
 };
 pub use jwt::{
     claims, default_header, detail, hs256_token, publish_detail, sign, subscribe_detail,
