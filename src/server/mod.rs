@@ -94,7 +94,9 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
     };
     if let Some(listener) = plain {
         running.addr = listener.local_addr().ok();
-        tracing::info!(addr = ?running.addr, "listening (HTTP/1.1, h2c)");
+        if let Some(a) = running.addr {
+            tracing::info!(addr = %a, "listening (HTTP/1.1, h2c)");
+        }
         tokio::spawn(accept_loop(
             listener,
             None,
@@ -106,7 +108,9 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
     }
     if let (Some(listener), Some(acceptor)) = (secure, tls_acceptor) {
         running.tls_addr = listener.local_addr().ok();
-        tracing::info!(addr = ?running.tls_addr, "listening (TLS: h2, http/1.1)");
+        if let Some(a) = running.tls_addr {
+            tracing::info!(addr = %a, "listening (TLS: h2, http/1.1)");
+        }
         tokio::spawn(accept_loop(
             listener,
             Some(acceptor),

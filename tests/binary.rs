@@ -1,0 +1,261 @@
+//! The `quicksilver` binary as an operator runs it: first-try mode with no keys (prints working
+//! tokens, serves on loopback), SIGTERM ends streams cleanly and exits 0, bad configuration is
+//! reported all at once with exit code 64.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail by panicking
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// Environment variables that would configure the hub behind the test's back.
+const CONFIG_VARS: &[&str] = &[
+    "MERCURE_PUBLISHER_JWT_KEY",
+    "MERCURE_PUBLISHER_JWT_ALG",
+    "MERCURE_SUBSCRIBER_JWT_KEY",
+    "MERCURE_SUBSCRIBER_JWT_ALG",
+    "MERCURE_TRUSTED_ISSUERS",
+    "RUST_LOG",
+];
+
+fn hub_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quicksilver"));
+    cmd.args(args).stdin(Stdio::null());
+    for var in CONFIG_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, _) in std::env::vars() {
+        if k.starts_with("QUICKSILVER_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A running hub process whose output lines arrive on channels.
+struct HubProcess {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl HubProcess {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = hub_command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn quicksilver");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the "listening" log line and returns the bound plain address.
+    fn listening_addr(&self) -> SocketAddr {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(DEADLINE)
+                .expect("a listening line on stderr");
+            if line.contains("listening (HTTP/1.1, h2c)") {
+                let addr = line.split("addr=").nth(1).expect("addr field").trim();
+                return addr.parse().expect("socket address");
+            }
+        }
+    }
+
+    /// The line printed after the one starting with `heading`.
+    fn stdout_after(&self, heading: &str) -> String {
+        loop {
+            let line = self
+                .stdout
+                .recv_timeout(DEADLINE)
+                .expect("banner line on stdout");
+            if line.starts_with(heading) {
+                return self.stdout.recv_timeout(DEADLINE).expect("value line");
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "hub did not exit in time"
+            );
+            // Polling a child's exit status has no event to wait on from std.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn first_try_mode_prints_working_tokens_and_sigterm_exits_cleanly() {
+    let mut proc = HubProcess::spawn(&["--addr", "127.0.0.1:0"]);
+    let addr = proc.listening_addr();
+    let publisher = proc.stdout_after("Publisher token").trim().to_owned();
+    let subscriber = proc.stdout_after("Subscriber token").trim().to_owned();
+    assert_eq!(
+        publisher.matches('.').count(),
+        2,
+        "a compact JWS: {publisher}"
+    );
+
+    let client = TestClient::connect(addr, Proto::H1).await;
+    // Anonymous subscribers are on in first-try mode; the printed subscriber token works too.
+    let mut anon = client
+        .open_stream(Request::sse(
+            "/.well-known/mercure?match=https%3A%2F%2Fexample.com%2Fbooks%2F1",
+        ))
+        .await;
+    assert_eq!(anon.status, StatusCode::OK);
+    let h2 = TestClient::connect(addr, Proto::H2c).await;
+    let mut authed = h2
+        .open_stream(
+            Request::sse("/.well-known/mercure?match=https%3A%2F%2Fexample.com%2Fbooks%2F1")
+                .bearer(&subscriber),
+        )
+        .await;
+    assert_eq!(authed.status, StatusCode::OK);
+    let resp = client
+        .send(
+            Request::post("/.well-known/mercure")
+                .bearer(&publisher)
+                .form(&[
+                    ("topic", "https://example.com/books/1"),
+                    ("data", "{\"status\": \"updated\"}"),
+                ]),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    assert_eq!(
+        anon.next_event(DEADLINE)
+            .await
+            .expect("anonymous event")
+            .data,
+        "{\"status\": \"updated\"}"
+    );
+    assert_eq!(
+        authed.next_event(DEADLINE).await.expect("token event").data,
+        "{\"status\": \"updated\"}"
+    );
+
+    proc.signal("-TERM");
+    assert!(
+        anon.wait_end(DEADLINE).await,
+        "h1 stream ended cleanly: {:?}",
+        anon.failure()
+    );
+    assert!(
+        authed.wait_end(DEADLINE).await,
+        "h2 stream ended cleanly: {:?}",
+        authed.failure()
+    );
+    let status = proc.wait_exit();
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+}
+
+#[tokio::test]
+async fn sigint_also_exits_zero() {
+    let mut proc = HubProcess::spawn(&["--addr", "127.0.0.1:0"]);
+    let _ = proc.listening_addr();
+    proc.signal("-INT");
+    assert_eq!(proc.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn bad_configuration_is_reported_at_once_with_exit_64() {
+    let out = hub_command(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--publisher-jwt-key",
+        "a-publisher-secret-long-enough-0123456789",
+        "--heartbeat",
+        "soon",
+        "--max-request-body-size",
+        "lots",
+        "--publisher-jwt-alg",
+        "HS999",
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "--heartbeat",
+        "--max-request-body-size",
+        "--publisher-jwt-alg",
+    ] {
+        assert!(stderr.contains(key), "{key} missing from:\n{stderr}");
+    }
+}
+
+#[test]
+fn unknown_flag_exits_64_and_check_config_validates() {
+    let out = hub_command(&["--no-such-flag"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let out = hub_command(&[
+        "--check-config",
+        "--publisher-jwt-key",
+        "a-publisher-secret-long-enough-0123456789",
+        "--anonymous",
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn first_try_mode_refuses_a_public_address() {
+    let out = hub_command(&["--addr", "0.0.0.0:0"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--publisher-jwt-key"));
+}
