@@ -30,3 +30,22 @@ pub use jwt::{
     subscribe_detail_with_payload, unix_now, TestKey, DETAIL_TYPE,
 };
 pub use sse::{Outcome, SseEvent, SseItem, SseParser, SseStream};
+
+/// Whether an external program a test needs (curl, …) is installed. Absent: the test is skipped
+/// with a message, except in CI (`QUICKSILVER_TEST_EXTERNAL=1`), where absence fails the test.
+pub fn external_program(name: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("QUICKSILVER_TEST_EXTERNAL").as_deref() == Ok("1") {
+            panic!("{name} is required (QUICKSILVER_TEST_EXTERNAL=1) but not installed");
+        }
+        eprintln!(
+            "skipping: {name} is not installed (set QUICKSILVER_TEST_EXTERNAL=1 to require it)"
+        );
+    }
+    found
+}
