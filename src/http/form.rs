@@ -51,6 +51,7 @@ fn decode(raw: &[u8]) -> Result<String, HubError> {
 /// presence alone. Character and semantic rules are checked later by `hub::validate`.
 pub fn parse_publication(body: &[u8], limits: FormLimits) -> Result<Publication, HubError> {
     let mut p = Publication::default();
+    let mut seen_data = false;
     for pair in pairs(body) {
         let (name, value) = pair?;
         if name != "data" && value.len() > limits.max_field_length {
@@ -70,11 +71,15 @@ pub fn parse_publication(body: &[u8], limits: FormLimits) -> Result<Publication,
                 }
                 p.topics.push(value);
             }
-            "data" => p.data = value,
+            // A repeated single-valued field keeps its first value, as the reference hub does.
+            "data" if !seen_data => {
+                p.data = value;
+                seen_data = true;
+            }
             "private" => p.private = true,
-            "id" => p.id = Some(value),
-            "type" => p.event_type = Some(value),
-            "retry" => p.retry = Some(value),
+            "id" if p.id.is_none() => p.id = Some(value),
+            "type" if p.event_type.is_none() => p.event_type = Some(value),
+            "retry" if p.retry.is_none() => p.retry = Some(value),
             _ => {}
         }
     }

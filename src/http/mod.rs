@@ -104,6 +104,7 @@ pub async fn handle(
 ) -> Result<Response<HubBody>, std::convert::Infallible> {
     let ctx = RequestContext::new(&req, conn, &state.config);
     let cors = cors::Cors::for_request(&req, &state.config.cors_origins);
+    let is_head = req.method() == Method::HEAD;
     let path = req.uri().path();
     let result = match (path, req.method()) {
         (HUB_PATH, &Method::OPTIONS) => Ok(cors.preflight(&req)),
@@ -121,9 +122,24 @@ pub async fn handle(
         _ => Err(HubError::NotFound),
     };
     let mut resp = result.unwrap_or_else(|e| response::error(&e, &ctx.resource_metadata));
+    if is_head {
+        strip_body(&mut resp);
+    }
     cors.apply(&mut resp);
     secure_headers(&mut resp);
     Ok(resp)
+}
+
+/// RFC 9110 §9.3.2: a HEAD response carries the headers of GET but no content. hyper drops the
+/// body for HTTP/1.1 only; over HTTP/2 it would send it, which clients treat as a protocol error.
+fn strip_body(resp: &mut Response<HubBody>) {
+    use http_body::Body;
+    // An empty body (the SSE HEAD case) gets no length: its GET is an unbounded stream.
+    if let Some(len) = resp.body().size_hint().exact().filter(|&l| l > 0) {
+        resp.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    *resp.body_mut() = HubBody::empty();
 }
 
 fn secure_headers(resp: &mut Response<HubBody>) {
