@@ -145,6 +145,24 @@ mod tests {
     }
 
     #[test]
+    fn repeated_single_valued_fields_keep_the_first() {
+        let p = parse_publication(
+            b"topic=a&data=1&data=2&id=x&id=y&type=s&type=t&retry=1&retry=2",
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                p.data.as_str(),
+                p.id.as_deref(),
+                p.event_type.as_deref(),
+                p.retry.as_deref()
+            ),
+            ("1", Some("x"), Some("s"), Some("1"))
+        );
+    }
+
+    #[test]
     fn broken_escape_kept_literally() {
         // WHATWG urlencoded parser: a `%` not followed by two hex digits stays as is.
         let p = parse_publication(b"topic=a%zz&data=%", LIMITS).unwrap();
