@@ -12,7 +12,7 @@ use std::sync::Arc;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use quicksilver::history::NoHistory;
 use quicksilver::http::form::{parse_publication, FormLimits};
-use quicksilver::hub::{validate, CursorRequest, Hub};
+use quicksilver::hub::{validate, CursorRequest, Hub, StreamOptions};
 use quicksilver::sse::encode_event;
 use quicksilver::topic::{HubUrl, MatcherEngine, MatcherType};
 
@@ -65,7 +65,8 @@ fn bench_fanout(c: &mut Criterion) {
         let subs: Vec<_> = (0..n)
             .map(|_| {
                 let m = engine.compile(MatcherType::Exact, topic).unwrap();
-                hub.subscribe(vec![m], None, CursorRequest::None).unwrap()
+                hub.subscribe(vec![m], None, CursorRequest::None, StreamOptions::default())
+                    .unwrap()
             })
             .collect();
         g.throughput(Throughput::Elements(n as u64));

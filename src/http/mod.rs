@@ -35,9 +35,11 @@ pub struct AppState {
 }
 
 /// Facts about the connection a request came in on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub tls: bool,
+    /// Ends this connection (used for streams that stopped reading).
+    pub kill: Arc<crate::subscriber::ConnectionKill>,
 }
 
 /// Per-request facts derived once: the origin the client contacted, the expected audience and
@@ -51,7 +53,7 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    fn new<B>(req: &Request<B>, conn: ConnInfo, config: &Config) -> Self {
+    fn new<B>(req: &Request<B>, conn: &ConnInfo, config: &Config) -> Self {
         let scheme = if conn.tls { "https" } else { "http" };
         let host = req
             .uri()
@@ -102,7 +104,7 @@ pub async fn handle(
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Result<Response<HubBody>, std::convert::Infallible> {
-    let ctx = RequestContext::new(&req, conn, &state.config);
+    let ctx = RequestContext::new(&req, &conn, &state.config);
     let cors = cors::Cors::for_request(&req, &state.config.cors_origins);
     let is_head = req.method() == Method::HEAD;
     let path = req.uri().path();
@@ -110,7 +112,7 @@ pub async fn handle(
         (HUB_PATH, &Method::OPTIONS) => Ok(cors.preflight(&req)),
         (HUB_PATH, &Method::POST) => publish::handle(&state, &ctx, req).await,
         (HUB_PATH, m) if m == Method::GET || m == Method::HEAD || m.as_str() == "QUERY" => {
-            subscribe::handle(&state, &ctx, req).await
+            subscribe::handle(&state, &ctx, &conn, req).await
         }
         (HUB_PATH, _) => Err(HubError::MethodNotAllowed(
             "GET, HEAD, POST, QUERY, OPTIONS",

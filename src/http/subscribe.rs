@@ -10,10 +10,10 @@ use hyper::body::Incoming;
 use rand::Rng;
 
 use super::form::pairs;
-use super::{read_body, unix_now, AppState, HubBody, RequestContext};
+use super::{read_body, unix_now, AppState, ConnInfo, HubBody, RequestContext};
 use crate::auth::{extract_token, AuthError, Role};
 use crate::error::HubError;
-use crate::hub::CursorRequest;
+use crate::hub::{CursorRequest, StreamOptions};
 use crate::sse::SseBody;
 use crate::topic::{MatcherType, TopicError, MAX_PATTERN_LEN};
 
@@ -76,6 +76,7 @@ pub fn parse_params(
 pub async fn handle(
     state: &AppState,
     ctx: &RequestContext,
+    conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Result<Response<HubBody>, HubError> {
     let (parts, body) = req.into_parts();
@@ -138,7 +139,12 @@ pub async fn handle(
 
     let deadline = deadline(state, claims.as_ref().map(|c| c.exp));
     let grants = claims.map(|c| Arc::new(c.grants));
-    let subscription = state.hub.subscribe(matchers, grants, cursor)?;
+    let stream = StreamOptions {
+        deadline,
+        connection: Some(Arc::clone(&conn.kill)),
+        shared_connection: parts.version >= http::Version::HTTP_2,
+    };
+    let subscription = state.hub.subscribe(matchers, grants, cursor, stream)?;
     let last_event_id = subscription.last_event_id.clone();
     tracing::debug!(subscriber = %subscription.subscriber.id, "new subscriber");
 

@@ -11,7 +11,7 @@ use crate::auth::Grants;
 use crate::error::HubError;
 use crate::history::History;
 use crate::index::Index;
-use crate::subscriber::{CloseReason, Subscriber};
+use crate::subscriber::{CloseReason, ConnectionKill, Subscriber};
 use crate::topic::{Matcher, MatcherEngine};
 
 /// Where a subscriber's replay starts, from its `Last-Event-ID` / `last_event_id`.
@@ -36,6 +36,17 @@ impl CursorRequest {
             Self::Id(value)
         }
     }
+}
+
+/// How a subscriber's stream is carried.
+#[derive(Debug, Default)]
+pub struct StreamOptions {
+    /// When the stream must end (token `exp`, rotation).
+    pub deadline: Option<tokio::time::Instant>,
+    /// Ends the carrying connection when the stream cannot end by itself.
+    pub connection: Option<Arc<ConnectionKill>>,
+    /// Other streams may share that connection (HTTP/2).
+    pub shared_connection: bool,
 }
 
 /// A registered subscription, ready to become a stream.
@@ -143,12 +154,21 @@ impl Hub {
         matchers: Vec<Matcher>,
         grants: Option<Arc<Grants>>,
         cursor: CursorRequest,
+        stream: StreamOptions,
     ) -> Result<Subscription, HubError> {
         if self.is_shutting_down() {
             return Err(HubError::Unavailable("the hub is shutting down".into()));
         }
         let num = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
-        let subscriber = Arc::new(Subscriber::new(num, matchers, grants, self.queue_capacity));
+        let subscriber = Arc::new(Subscriber::new(
+            num,
+            matchers,
+            grants,
+            self.queue_capacity,
+            stream.deadline,
+            stream.connection,
+            stream.shared_connection,
+        ));
         self.index.insert(&subscriber);
         self.counters
             .subscribers_total
@@ -176,6 +196,26 @@ impl Hub {
     /// Removes a subscriber from the index (its stream ended).
     pub fn unsubscribe(&self, subscriber: &Subscriber) {
         self.index.remove(subscriber);
+    }
+
+    /// Ends the connections of streams that are past their deadline or lagging by more than
+    /// `grace` yet still registered: their clients stopped reading, so their bodies are not
+    /// polled and cannot end themselves. Returns how many were ended.
+    pub fn reap(
+        &self,
+        now: tokio::time::Instant,
+        grace: std::time::Duration,
+        shared_lag_grace: std::time::Duration,
+    ) -> usize {
+        let overdue = self
+            .index
+            .select(|s| s.is_overdue(now, grace, shared_lag_grace));
+        for sub in &overdue {
+            tracing::info!(subscriber = %sub.id, "ending the connection of a stream that stopped reading past its deadline or queue limit");
+            self.index.remove(sub);
+            sub.kill_connection();
+        }
+        overdue.len()
     }
 
     /// Refuses new work and ends every stream.

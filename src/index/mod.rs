@@ -81,6 +81,15 @@ impl Index {
         self.connected.load(Ordering::Relaxed)
     }
 
+    /// Every registered subscriber for which `pred` holds.
+    pub fn select(&self, pred: impl Fn(&Subscriber) -> bool) -> Vec<Arc<Subscriber>> {
+        self.all
+            .iter()
+            .filter(|e| pred(e.value()))
+            .map(|e| Arc::clone(e.value()))
+            .collect()
+    }
+
     /// Ends every stream (shutdown).
     pub fn close_all(&self, reason: CloseReason) {
         for entry in self.all.iter() {

@@ -20,6 +20,7 @@ use crate::config::{Config, HistoryConfig};
 use crate::history::{History, MemoryHistory, NoHistory};
 use crate::http::{self, AppState, ConnInfo};
 use crate::hub::Hub;
+use crate::subscriber::ConnectionKill;
 use crate::topic::{HubUrl, MatcherEngine};
 
 /// Why the hub could not start. Context-rich: shown to the operator once.
@@ -84,6 +85,7 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
     let (stop, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = mpsc::channel(1);
     let builder = Arc::new(builder());
+    tokio::spawn(reaper(Arc::clone(&state), stop_rx.clone()));
     let mut running = RunningHub {
         addr: None,
         tls_addr: None,
@@ -214,7 +216,7 @@ async fn accept_loop(
         };
         match &tls {
             None => {
-                tokio::spawn(task.serve(stream, ConnInfo { tls: false }));
+                tokio::spawn(task.serve(stream, false));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -222,7 +224,7 @@ async fn accept_loop(
                     match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                         .await
                     {
-                        Ok(Ok(tls_stream)) => task.serve(tls_stream, ConnInfo { tls: true }).await,
+                        Ok(Ok(tls_stream)) => task.serve(tls_stream, true).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -241,12 +243,17 @@ struct ConnTask {
 }
 
 impl ConnTask {
-    async fn serve<I>(mut self, io: I, info: ConnInfo)
+    async fn serve<I>(mut self, io: I, tls: bool)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let kill = Arc::new(ConnectionKill::default());
+        let info = ConnInfo {
+            tls,
+            kill: Arc::clone(&kill),
+        };
         let state = Arc::clone(&self.state);
-        let service = service_fn(move |req| http::handle(Arc::clone(&state), info, req));
+        let service = service_fn(move |req| http::handle(Arc::clone(&state), info.clone(), req));
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         tokio::select! {
@@ -258,6 +265,35 @@ impl ConnTask {
             _ = stopped(&mut self.stop) => {
                 conn.as_mut().graceful_shutdown();
                 let _ = conn.await;
+            }
+            () = kill.killed() => {
+                // A stream on this connection stopped reading past its deadline. Let the other
+                // streams (h2) finish briefly, then drop the connection, which closes the socket.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(KILL_GRACE, conn.as_mut()).await;
+            }
+        }
+    }
+}
+
+/// How long a killed connection's other streams get before the socket is closed.
+const KILL_GRACE: Duration = Duration::from_secs(1);
+/// How often the reaper looks for overdue streams, and how late they may be.
+const REAP_EVERY: Duration = Duration::from_millis(200);
+const REAP_GRACE: Duration = Duration::from_millis(500);
+/// A lagging stream on an HTTP/2 connection shares it with others that may be healthy: it is
+/// already out of the index (no more queueing), so the connection is only closed after this.
+const SHARED_LAG_GRACE: Duration = Duration::from_secs(30);
+
+/// Periodically ends the connections of streams that cannot end by themselves.
+async fn reaper(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            _ = tick.tick() => {
+                state.hub.reap(tokio::time::Instant::now(), REAP_GRACE, SHARED_LAG_GRACE);
             }
         }
     }

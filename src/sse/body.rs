@@ -106,17 +106,23 @@ impl SseBody {
                 self.replay = None;
                 return None;
             }
-            let Some(last) = self.scratch.last().map(|u| u.seq) else {
+            if self.scratch.is_empty() {
                 self.replay = None;
                 return None;
-            };
-            self.replay = (last < until).then_some((last, until));
+            }
             let mut out = Coalescer::default();
+            let mut consumed = after;
             for u in self.scratch.drain(..) {
+                // Same frame cap as the live path: the rest of the batch is re-read next poll.
+                if out.len() >= MAX_FRAME {
+                    break;
+                }
+                consumed = u.seq;
                 if self.sub.routes(&engine, &u.topics) && self.sub.may_read(&engine, &u) {
                     out.push(&u.frame);
                 }
             }
+            self.replay = (consumed < until).then_some((consumed, until));
             if let Some(frame) = out.finish() {
                 return Some(frame);
             }

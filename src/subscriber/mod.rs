@@ -1,8 +1,10 @@
 //! A subscriber's handle: identity, routing matchers, grants, and its bounded lock-free queue
 //! with a waker. Publishers push and move on; a full queue marks the subscriber lagging and its
 //! stream ends after what it already holds (the client resumes with `Last-Event-ID`).
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::time::Instant;
 
 use atomic_waker::AtomicWaker;
 use crossbeam_queue::SegQueue;
@@ -36,6 +38,37 @@ pub struct Subscriber {
     capacity: usize,
     waker: AtomicWaker,
     state: AtomicU8,
+    /// When the stream must end (token `exp`, rotation).
+    deadline: Option<Instant>,
+    /// Ends the connection when the stream cannot end by itself.
+    connection: Option<Arc<ConnectionKill>>,
+    /// When the queue overflowed.
+    lagging_since: OnceLock<Instant>,
+    /// Other streams may share the connection (HTTP/2).
+    shared_connection: bool,
+}
+
+/// A handle that ends the connection carrying a subscriber. Needed because hyper polls a
+/// response body only when it can write: the stream of a client that stopped reading never
+/// sees its own deadline, so the hub's reaper ends the connection instead.
+#[derive(Debug, Default)]
+pub struct ConnectionKill {
+    notify: tokio::sync::Notify,
+    fired: AtomicBool,
+}
+
+impl ConnectionKill {
+    pub fn kill(&self) {
+        if !self.fired.swap(true, Ordering::AcqRel) {
+            // One waiter (the connection task); a stored permit covers a kill before it waits.
+            self.notify.notify_one();
+        }
+    }
+
+    /// Resolves once `kill` was called.
+    pub async fn killed(&self) {
+        self.notify.notified().await;
+    }
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -53,6 +86,9 @@ impl Subscriber {
         matchers: Vec<Matcher>,
         grants: Option<Arc<Grants>>,
         capacity: usize,
+        deadline: Option<Instant>,
+        connection: Option<Arc<ConnectionKill>>,
+        shared_connection: bool,
     ) -> Self {
         Self {
             num,
@@ -64,6 +100,43 @@ impl Subscriber {
             capacity: capacity.max(1),
             waker: AtomicWaker::new(),
             state: AtomicU8::new(CloseReason::Open as u8),
+            deadline,
+            connection,
+            lagging_since: OnceLock::new(),
+            shared_connection,
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the stream should have ended by `now` but has not (it is not being polled):
+    /// past its deadline by `grace`, or lagging for longer than `grace` — or, when other streams
+    /// share its connection (HTTP/2), for longer than `shared_lag_grace`, because ending it means
+    /// closing their connection too.
+    pub fn is_overdue(
+        &self,
+        now: Instant,
+        grace: std::time::Duration,
+        shared_lag_grace: std::time::Duration,
+    ) -> bool {
+        let lag_grace = if self.shared_connection {
+            shared_lag_grace
+        } else {
+            grace
+        };
+        self.deadline.is_some_and(|d| now >= d + grace)
+            || self
+                .lagging_since
+                .get()
+                .is_some_and(|&t| now >= t + lag_grace)
+    }
+
+    /// Ends the connection carrying this subscriber, if known.
+    pub fn kill_connection(&self) {
+        if let Some(c) = &self.connection {
+            c.kill();
         }
     }
 
@@ -137,6 +210,9 @@ impl Subscriber {
 
     /// Ends the stream for `reason` (the first reason wins) and wakes it.
     pub fn close(&self, reason: CloseReason) {
+        if reason == CloseReason::Lagging {
+            let _ = self.lagging_since.set(Instant::now());
+        }
         let _ = self.state.compare_exchange(
             CloseReason::Open as u8,
             reason as u8,
