@@ -57,10 +57,13 @@ fn bench_encode(c: &mut Criterion) {
 
 fn bench_fanout(c: &mut Criterion) {
     let url = url::Url::parse("https://localhost/.well-known/mercure").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut g = c.benchmark_group("hub/publish_fanout");
     for n in [1usize, 100, 10_000] {
         let engine = Arc::new(MatcherEngine::new(HubUrl::new(&url), 100_000));
-        let hub = Hub::new(Arc::clone(&engine), Box::new(NoHistory), 1 << 30);
+        let hub = Hub::new(Arc::clone(&engine), Box::new(NoHistory::default()), 1 << 30);
         let topic = "https://example.com/books/1";
         let subs: Vec<_> = (0..n)
             .map(|_| {
@@ -81,7 +84,7 @@ fn bench_fanout(c: &mut Criterion) {
                 )
                 .unwrap();
                 let u = validate(p, engine.hub()).unwrap();
-                hub.publish(u).unwrap();
+                rt.block_on(hub.publish(u)).unwrap();
                 // Drain so queues stay small and the measurement is push + pop per subscriber.
                 for s in &subs {
                     while s.subscriber.pop().is_some() {}

@@ -19,6 +19,7 @@ struct Ring {
     events: VecDeque<Arc<Update>>,
     /// id → (sequence of its earliest retained occurrence, retained occurrences).
     ids: HashMap<Box<str>, (u64, u32)>,
+    last_seq: u64,
 }
 
 impl MemoryHistory {
@@ -28,6 +29,7 @@ impl MemoryHistory {
                 capacity: capacity.max(1),
                 events: VecDeque::new(),
                 ids: HashMap::new(),
+                last_seq: 0,
             }),
         }
     }
@@ -40,19 +42,26 @@ impl MemoryHistory {
 }
 
 impl History for MemoryHistory {
-    fn append(&self, update: &Arc<Update>) -> Result<(), HistoryError> {
+    fn append_batch(&self, batch: &[Arc<Update>]) -> Result<(), HistoryError> {
         let mut ring = self.ring();
-        if ring.events.len() >= ring.capacity {
-            if let Some(old) = ring.events.pop_front() {
-                ring.forget(&old);
+        for update in batch {
+            if ring.events.len() >= ring.capacity {
+                if let Some(old) = ring.events.pop_front() {
+                    ring.forget(&old);
+                }
             }
+            ring.ids
+                .entry(update.id.clone())
+                .and_modify(|(_, n)| *n += 1)
+                .or_insert((update.seq, 1));
+            ring.last_seq = update.seq;
+            ring.events.push_back(Arc::clone(update));
         }
-        ring.ids
-            .entry(update.id.clone())
-            .and_modify(|(_, n)| *n += 1)
-            .or_insert((update.seq, 1));
-        ring.events.push_back(Arc::clone(update));
         Ok(())
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.ring().last_seq
     }
 
     fn lookup(&self, id: &str) -> Option<u64> {
@@ -105,11 +114,21 @@ impl Ring {
 
 /// No history: every cursor is unknown and nothing is replayed.
 #[derive(Debug, Default)]
-pub struct NoHistory;
+pub struct NoHistory {
+    last: std::sync::atomic::AtomicU64,
+}
 
+/// Without history, sequences still have to be unique for replay/live deduplication.
 impl History for NoHistory {
-    fn append(&self, _update: &Arc<Update>) -> Result<(), HistoryError> {
+    fn append_batch(&self, batch: &[Arc<Update>]) -> Result<(), HistoryError> {
+        if let Some(last) = batch.last() {
+            self.last
+                .store(last.seq, std::sync::atomic::Ordering::Release);
+        }
         Ok(())
+    }
+    fn last_seq(&self) -> u64 {
+        self.last.load(std::sync::atomic::Ordering::Acquire)
     }
     fn lookup(&self, _id: &str) -> Option<u64> {
         None
@@ -151,7 +170,8 @@ mod tests {
     fn ring_bounds_and_reads() {
         let h = MemoryHistory::new(3);
         for s in 1..=5 {
-            h.append(&upd(s, &format!("e{s}"))).unwrap_or_default();
+            h.append_batch(&[upd(s, &format!("e{s}"))])
+                .unwrap_or_default();
         }
         assert_eq!(ids(&h, 0, 5, 10), vec![3, 4, 5]);
         assert_eq!(ids(&h, 3, 5, 10), vec![4, 5]);
@@ -166,14 +186,14 @@ mod tests {
     fn reused_id_resolves_to_earliest_retained() {
         // Spec "Reconnection": a reused id resolves to the earliest such update in history.
         let h = MemoryHistory::new(3);
-        h.append(&upd(1, "dup")).unwrap_or_default();
-        h.append(&upd(2, "x")).unwrap_or_default();
-        h.append(&upd(3, "dup")).unwrap_or_default();
+        h.append_batch(&[upd(1, "dup")]).unwrap_or_default();
+        h.append_batch(&[upd(2, "x")]).unwrap_or_default();
+        h.append_batch(&[upd(3, "dup")]).unwrap_or_default();
         assert_eq!(h.lookup("dup"), Some(1));
-        h.append(&upd(4, "y")).unwrap_or_default(); // evicts seq 1
+        h.append_batch(&[upd(4, "y")]).unwrap_or_default(); // evicts seq 1
         assert_eq!(h.lookup("dup"), Some(3));
-        h.append(&upd(5, "z")).unwrap_or_default();
-        h.append(&upd(6, "w")).unwrap_or_default(); // evicts seq 3
+        h.append_batch(&[upd(5, "z")]).unwrap_or_default();
+        h.append_batch(&[upd(6, "w")]).unwrap_or_default(); // evicts seq 3
         assert_eq!(h.lookup("dup"), None);
     }
 }

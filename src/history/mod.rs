@@ -16,10 +16,14 @@ pub enum HistoryError {
 }
 
 /// Storage of published updates, in sequence order. Sequences start at 1 and increase by one
-/// per update; the hub assigns them.
+/// per update; the hub's writer assigns them, continuing from `last_seq` at start.
 pub trait History: Send + Sync + std::fmt::Debug {
-    /// Stores `update`. When this returns `Ok`, the update is as durable as the backend promises.
-    fn append(&self, update: &Arc<Update>) -> Result<(), HistoryError>;
+    /// Stores `batch` (consecutive sequences right after `last_seq`) in one commit. When this
+    /// returns `Ok`, the whole batch is as durable as the backend promises; on `Err`, none of it
+    /// is stored.
+    fn append_batch(&self, batch: &[Arc<Update>]) -> Result<(), HistoryError>;
+    /// The last stored sequence (0 when nothing was ever stored).
+    fn last_seq(&self) -> u64;
     /// Sequence of the earliest retained update whose id is `id`.
     fn lookup(&self, id: &str) -> Option<u64>;
     /// Appends to `out` at most `max` retained updates with `after < seq <= up_to`, in order.
@@ -30,4 +34,6 @@ pub trait History: Send + Sync + std::fmt::Debug {
         max: usize,
         out: &mut Vec<Arc<Update>>,
     ) -> Result<(), HistoryError>;
+    /// Applies retention; called by the writer between batches.
+    fn maintain(&self) {}
 }

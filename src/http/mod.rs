@@ -174,17 +174,25 @@ fn welcome(ctx: &RequestContext) -> Response<HubBody> {
     resp
 }
 
-/// `GET /healthz`: liveness and a few gauges.
+/// `GET /healthz`: 200 when the hub can accept publishes, 503 while shutting down or while
+/// history appends fail (the hub keeps serving subscribers meanwhile).
 fn health(state: &AppState) -> Response<HubBody> {
-    let body = serde_json::json!({
-        "status": if state.hub.is_shutting_down() { "shutting_down" } else { "ok" },
-        "subscribers": state.hub.connected_subscribers(),
-    });
-    let status = if state.hub.is_shutting_down() {
-        StatusCode::SERVICE_UNAVAILABLE
+    let history_error = state.hub.history_error();
+    let (status, label) = if state.hub.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+    } else if history_error.is_some() {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
     } else {
-        StatusCode::OK
+        (StatusCode::OK, "ok")
     };
+    let mut body = serde_json::json!({
+        "status": label,
+        "subscribers": state.hub.connected_subscribers(),
+        "history": if history_error.is_some() { "error" } else { "ok" },
+    });
+    if let Some(e) = history_error {
+        body["history_error"] = e.into();
+    }
     response::full(status, "application/json", format!("{body}\n"))
 }
 

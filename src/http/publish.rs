@@ -60,7 +60,7 @@ pub async fn handle(
         ))
         .into());
     }
-    let update = state.hub.publish(update)?;
+    let update = state.hub.publish(update).await?;
     tracing::debug!(id = %update.id, topics = update.topics.len(), private = update.private, "update published");
     Ok(response::text(StatusCode::OK, update.id.to_string()))
 }

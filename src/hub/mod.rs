@@ -1,16 +1,20 @@
 //! The `Hub` facade: the publish pipeline (sequence, history, index lookup, per-subscriber
 //! authorization, enqueue) and the subscribe pipeline (register first, then replay, then live).
+mod dispatch;
 mod update;
 
 pub use update::{generate_id, validate, Publication, Update, ValidUpdate};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use dispatch::{Core, Job};
 
 use crate::auth::Grants;
 use crate::error::HubError;
 use crate::history::History;
-use crate::index::Index;
 use crate::subscriber::{CloseReason, ConnectionKill, Subscriber};
 use crate::topic::{Matcher, MatcherEngine};
 
@@ -70,81 +74,84 @@ pub struct Counters {
     pub subscribers_total: AtomicU64,
 }
 
+/// Publishes waiting for the writer; publishers wait (asynchronously) when it is full.
+const JOB_QUEUE: usize = 16 * 1024;
+
 #[derive(Debug)]
 pub struct Hub {
-    engine: Arc<MatcherEngine>,
-    index: Index,
-    history: Box<dyn History>,
-    /// Last assigned sequence. Held across append + fan-out so every subscriber sees updates
-    /// in sequence order and replay/live deduplication by sequence is exact.
-    sequencer: Mutex<u64>,
+    core: Arc<Core>,
+    jobs: mpsc::Sender<Job>,
     next_subscriber: AtomicU64,
     queue_capacity: usize,
     shutting_down: AtomicBool,
-    pub counters: Counters,
 }
 
 impl Hub {
+    /// Builds the hub and starts its writer thread (which ends when the hub is dropped).
     pub fn new(
         engine: Arc<MatcherEngine>,
         history: Box<dyn History>,
         queue_capacity: usize,
     ) -> Self {
+        let core = Arc::new(Core::new(engine, history));
+        let (jobs, rx) = mpsc::channel(JOB_QUEUE);
+        let writer_core = Arc::clone(&core);
+        let spawned = std::thread::Builder::new()
+            .name("quicksilver-writer".into())
+            .spawn(move || writer_core.run_writer(rx));
+        if let Err(e) = spawned {
+            // Publishes will then answer 503 (the job channel is closed), visibly in health.
+            core.set_history_error(Some(format!("cannot start the writer thread: {e}")));
+        }
         Self {
-            engine,
-            index: Index::new(),
-            history,
-            sequencer: Mutex::new(0),
+            core,
+            jobs,
             next_subscriber: AtomicU64::new(1),
             queue_capacity,
             shutting_down: AtomicBool::new(false),
-            counters: Counters::default(),
         }
     }
 
     pub fn engine(&self) -> &Arc<MatcherEngine> {
-        &self.engine
+        &self.core.engine
     }
 
     pub fn history(&self) -> &dyn History {
-        &*self.history
+        &*self.core.history
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.core.counters
+    }
+
+    /// The last history failure, cleared by the next successful append.
+    pub fn history_error(&self) -> Option<String> {
+        self.core.history_error()
     }
 
     pub fn connected_subscribers(&self) -> usize {
-        self.index.connected()
+        self.core.index.connected()
     }
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Publishes: assigns the next sequence, stores the update, and enqueues it for every
-    /// matching subscriber allowed to read it. Never waits on a subscriber.
-    pub fn publish(&self, update: ValidUpdate) -> Result<Arc<Update>, HubError> {
+    /// Publishes: the writer assigns the next sequence, stores the update (with others, in one
+    /// commit), then enqueues it for every matching subscriber allowed to read it, and only then
+    /// answers. Never waits on a subscriber.
+    pub async fn publish(&self, update: ValidUpdate) -> Result<Arc<Update>, HubError> {
         if self.is_shutting_down() {
             return Err(HubError::Unavailable("the hub is shutting down".into()));
         }
-        let mut targets = Vec::new();
-        let mut last = self.sequencer.lock().unwrap_or_else(|e| e.into_inner());
-        let update = Arc::new(update.into_update(*last + 1));
-        self.history
-            .append(&update)
-            .map_err(|e| HubError::Unavailable(e.to_string()))?;
-        *last = update.seq;
-        self.index.matching(&self.engine, &update, &mut targets);
-        let mut delivered = 0;
-        for sub in &targets {
-            if sub.may_read(&self.engine, &update) {
-                sub.push(Arc::clone(&update));
-                delivered += 1;
-            }
-        }
-        drop(last);
-        self.counters.published.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .delivered
-            .fetch_add(delivered, Ordering::Relaxed);
-        Ok(update)
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { update, reply })
+            .await
+            .map_err(|_| HubError::Unavailable("the history writer is not running".into()))?;
+        answer
+            .await
+            .map_err(|_| HubError::Unavailable("the history writer stopped".into()))?
     }
 
     /// Registers a subscriber (before any replay, so nothing published meanwhile is missed)
@@ -169,18 +176,16 @@ impl Hub {
             stream.connection,
             stream.shared_connection,
         ));
-        self.index.insert(&subscriber);
-        self.counters
+        let floor = self.core.register(&subscriber);
+        self.core
+            .counters
             .subscribers_total
             .fetch_add(1, Ordering::Relaxed);
-        // Everything with seq <= floor was fanned out before this point: it is either in the
-        // replay range or predates the subscription.
-        let floor = *self.sequencer.lock().unwrap_or_else(|e| e.into_inner());
         let (replay, last_event_id) = match cursor {
             CursorRequest::None => (None, None),
             CursorRequest::Empty => (None, Some("earliest".to_owned())),
             CursorRequest::Earliest => (Some((0, floor)), Some("earliest".to_owned())),
-            CursorRequest::Id(id) => match self.history.lookup(&id) {
+            CursorRequest::Id(id) => match self.core.history.lookup(&id) {
                 Some(seq) => (Some((seq, floor)), Some(id)),
                 None => (None, Some("earliest".to_owned())),
             },
@@ -195,7 +200,7 @@ impl Hub {
 
     /// Removes a subscriber from the index (its stream ended).
     pub fn unsubscribe(&self, subscriber: &Subscriber) {
-        self.index.remove(subscriber);
+        self.core.index.remove(subscriber);
     }
 
     /// Ends the connections of streams that are past their deadline or lagging by more than
@@ -208,19 +213,20 @@ impl Hub {
         shared_lag_grace: std::time::Duration,
     ) -> usize {
         let overdue = self
+            .core
             .index
             .select(|s| s.is_overdue(now, grace, shared_lag_grace));
         for sub in &overdue {
             tracing::info!(subscriber = %sub.id, "ending the connection of a stream that stopped reading past its deadline or queue limit");
-            self.index.remove(sub);
+            self.core.index.remove(sub);
             sub.kill_connection();
         }
         overdue.len()
     }
 
-    /// Refuses new work and ends every stream.
+    /// Refuses new work and ends every stream. Publishes already acknowledged are in history.
     pub fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
-        self.index.close_all(CloseReason::Shutdown);
+        self.core.index.close_all(CloseReason::Shutdown);
     }
 }

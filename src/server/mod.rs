@@ -62,7 +62,7 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
         Verifier::new(&config.issuers, Arc::clone(&engine)).map_err(StartupError::Keys)?;
     let history: Box<dyn History> = match config.history {
         HistoryConfig::Memory { capacity } => Box::new(MemoryHistory::new(capacity)),
-        HistoryConfig::None => Box::new(NoHistory),
+        HistoryConfig::None => Box::new(NoHistory::default()),
     };
     let hub = Arc::new(Hub::new(engine, history, config.subscriber_queue_capacity));
     let tls_acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
