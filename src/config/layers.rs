@@ -31,6 +31,10 @@ pub(crate) enum Setting {
     MaxFieldLength,
     History,
     HistorySize,
+    DataDir,
+    HistoryMaxEvents,
+    HistoryMaxBytes,
+    HistoryMaxAge,
     SubscriberQueueCapacity,
     MatcherCacheSize,
     ShutdownGrace,
@@ -39,7 +43,7 @@ pub(crate) enum Setting {
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 26] = [
+    pub(crate) const ALL: [Setting; 30] = [
         Setting::Addr,
         Setting::TlsAddr,
         Setting::TlsCert,
@@ -61,6 +65,10 @@ impl Setting {
         Setting::MaxFieldLength,
         Setting::History,
         Setting::HistorySize,
+        Setting::DataDir,
+        Setting::HistoryMaxEvents,
+        Setting::HistoryMaxBytes,
+        Setting::HistoryMaxAge,
         Setting::SubscriberQueueCapacity,
         Setting::MatcherCacheSize,
         Setting::ShutdownGrace,
@@ -92,6 +100,10 @@ impl Setting {
             Setting::MaxFieldLength => "max-field-length",
             Setting::History => "history",
             Setting::HistorySize => "history-size",
+            Setting::DataDir => "data-dir",
+            Setting::HistoryMaxEvents => "history-max-events",
+            Setting::HistoryMaxBytes => "history-max-bytes",
+            Setting::HistoryMaxAge => "history-max-age",
             Setting::SubscriberQueueCapacity => "subscriber-queue-capacity",
             Setting::MatcherCacheSize => "matcher-cache-size",
             Setting::ShutdownGrace => "shutdown-grace",
@@ -286,6 +298,10 @@ fn cli_layer(cli: &Cli) -> HashMap<Setting, Raw> {
             Setting::MaxFieldLength => cli.max_field_length.clone(),
             Setting::History => cli.history.clone(),
             Setting::HistorySize => cli.history_size.clone(),
+            Setting::DataDir => cli.data_dir.clone(),
+            Setting::HistoryMaxEvents => cli.history_max_events.clone(),
+            Setting::HistoryMaxBytes => cli.history_max_bytes.clone(),
+            Setting::HistoryMaxAge => cli.history_max_age.clone(),
             Setting::SubscriberQueueCapacity => cli.subscriber_queue_capacity.clone(),
             Setting::MatcherCacheSize => cli.matcher_cache_size.clone(),
             Setting::ShutdownGrace => cli.shutdown_grace.clone(),

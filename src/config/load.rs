@@ -10,7 +10,9 @@ use base64::Engine as _;
 
 use super::layers::{FileIssuer, Layers, Raw, Setting};
 use super::parse;
-use super::{Config, HistoryConfig, LogFormat, TlsConfig, DEFAULT_ISSUER};
+use super::{
+    Config, HistoryConfig, LogFormat, LogRetention, TlsConfig, DEFAULT_DATA_DIR, DEFAULT_ISSUER,
+};
 use crate::auth::{Algorithm, IssuerConfig, KeyConfig};
 
 /// The plain listener when none is configured: loopback only.
@@ -109,12 +111,24 @@ pub struct Cli {
     /// Maximum length of one form field other than `data` [default: 64KiB]
     #[arg(long, value_name = "SIZE")]
     pub max_field_length: Option<String>,
-    /// History backend: memory or none [default: memory]
+    /// History backend: log (durable, on disk), memory or none [default: log]
     #[arg(long, value_name = "BACKEND")]
     pub history: Option<String>,
     /// Events kept by the memory history [default: 100000]
     #[arg(long, value_name = "N")]
     pub history_size: Option<String>,
+    /// Directory of the durable history log [default: ./quicksilver-data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Retention of the log: most events kept [default: 1000000]
+    #[arg(long, value_name = "N")]
+    pub history_max_events: Option<String>,
+    /// Retention of the log: most bytes kept [default: 1GiB]
+    #[arg(long, value_name = "SIZE")]
+    pub history_max_bytes: Option<String>,
+    /// Retention of the log: oldest event age kept; 0 disables [default: 7d]
+    #[arg(long, value_name = "DURATION")]
+    pub history_max_age: Option<String>,
     /// Queued updates per subscriber before it is disconnected [default: 1024]
     #[arg(long, value_name = "N")]
     pub subscriber_queue_capacity: Option<String>,
@@ -423,26 +437,73 @@ impl Resolver {
     }
 
     fn history(&mut self, default: HistoryConfig) -> HistoryConfig {
-        let default_capacity = match default {
-            HistoryConfig::Memory { capacity } => capacity,
-            HistoryConfig::None => 100_000,
-        };
-        let is_memory = self.value(
-            Setting::History,
-            matches!(default, HistoryConfig::Memory { .. }),
-            |s| match s.trim().to_ascii_lowercase().as_str() {
-                "memory" => Ok(true),
-                "none" => Ok(false),
-                _ => Err(format!("{s:?} is not a history backend (memory or none)")),
-            },
-        );
-        if !is_memory {
-            return HistoryConfig::None;
+        #[derive(Clone, Copy)]
+        enum Kind {
+            Log,
+            Memory,
+            None,
         }
-        let capacity = self.value(Setting::HistorySize, default_capacity, |s| {
-            positive(parse::parse_count(s)?)
+        let default_kind = match default {
+            HistoryConfig::Log { .. } => Kind::Log,
+            HistoryConfig::Memory { .. } => Kind::Memory,
+            HistoryConfig::None => Kind::None,
+        };
+        let kind = self.value(Setting::History, default_kind, |s| {
+            match s.trim().to_ascii_lowercase().as_str() {
+                "log" => Ok(Kind::Log),
+                "memory" => Ok(Kind::Memory),
+                "none" => Ok(Kind::None),
+                _ => Err(format!("{s:?} is not a history backend (log, memory or none)")),
+            }
         });
-        HistoryConfig::Memory { capacity }
+        match kind {
+            Kind::None => HistoryConfig::None,
+            Kind::Memory => {
+                let capacity = self.value(Setting::HistorySize, 100_000, |s| {
+                    positive(parse::parse_count(s)?)
+                });
+                HistoryConfig::Memory { capacity }
+            }
+            Kind::Log => {
+                let d = LogRetention::default();
+                let dir = self.value(Setting::DataDir, PathBuf::from(DEFAULT_DATA_DIR), |s| {
+                    let s = s.trim();
+                    if s.is_empty() {
+                        Err("empty data directory".to_owned())
+                    } else {
+                        Ok(PathBuf::from(s))
+                    }
+                });
+                let max_events = self.value(Setting::HistoryMaxEvents, d.max_events, |s| {
+                    let n = parse::parse_count(s)?;
+                    if n == 0 {
+                        Err("must be at least 1".to_owned())
+                    } else {
+                        Ok(n)
+                    }
+                });
+                let max_bytes = self.value(Setting::HistoryMaxBytes, d.max_bytes, |s| {
+                    let n = parse::parse_size(s)?;
+                    if n < 1024 * 1024 {
+                        Err("must be at least 1MiB".to_owned())
+                    } else {
+                        Ok(n)
+                    }
+                });
+                let max_age = self.value(Setting::HistoryMaxAge, d.max_age, |s| {
+                    let age = parse::parse_duration(s)?;
+                    Ok((!age.is_zero()).then_some(age))
+                });
+                HistoryConfig::Log {
+                    dir,
+                    retention: LogRetention {
+                        max_events,
+                        max_bytes,
+                        max_age,
+                    },
+                }
+            }
+        }
     }
 
     /// Issuers from `[[issuers]]` and from the layered `--issuer`/key settings, then either dev

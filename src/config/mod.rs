@@ -73,11 +73,35 @@ pub struct TlsConfig {
 /// Which `History` implementation backs the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HistoryConfig {
+    /// The embedded durable log in `dir` (the default).
+    Log { dir: PathBuf, retention: LogRetention },
     /// Bounded in-memory ring of the last `capacity` events (volatile).
     Memory { capacity: usize },
     /// No history: cursors always resolve to `earliest` and nothing is replayed.
     None,
 }
+
+/// Retention of the durable log; whole old segments are deleted once any bound is exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRetention {
+    pub max_events: u64,
+    pub max_bytes: u64,
+    /// `None`: no age limit.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for LogRetention {
+    fn default() -> Self {
+        Self {
+            max_events: 1_000_000,
+            max_bytes: 1 << 30,
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// Default directory of the durable history log (relative to the working directory).
+pub const DEFAULT_DATA_DIR: &str = "./quicksilver-data";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -108,7 +132,10 @@ impl Default for Config {
             max_request_body_size: Some(1024 * 1024),
             max_topics_per_update: 1000,
             max_field_length: 64 * 1024,
-            history: HistoryConfig::Memory { capacity: 100_000 },
+            history: HistoryConfig::Log {
+                dir: PathBuf::from(DEFAULT_DATA_DIR),
+                retention: LogRetention::default(),
+            },
             subscriber_queue_capacity: 1024,
             matcher_cache_size: 100_000,
             shutdown_grace: Duration::from_secs(5),
