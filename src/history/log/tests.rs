@@ -171,6 +171,22 @@ fn reused_ids_resolve_to_earliest_retained_and_trimming_moves_it() {
 }
 
 #[test]
+fn a_hash_collision_is_resolved_by_reading_the_id() {
+    let d = TempDir::new("collide");
+    let (mut log, _) = open(&d.cfg(DEFAULT_SEGMENT_BYTES));
+    log.append(&ev(1, "y", 5, 1)).unwrap();
+    log.sync().unwrap();
+    // Forge a collision: "x" hashes to a candidate list that starts with seq 1 (id "y").
+    let hx = log.ids.hash("x");
+    log.ids.insert(hx, 1);
+    log.append(&ev(2, "x", 5, 2)).unwrap();
+    log.sync().unwrap();
+    assert_eq!(log.ids.candidates(hx).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(log.lookup("x"), Some(2));
+    assert_eq!(log.lookup("y"), Some(1));
+}
+
+#[test]
 fn rollover_with_small_segments() {
     let d = TempDir::new("roll");
     let cfg = d.cfg(1024);
