@@ -1,8 +1,10 @@
 //! Event history behind the `History` trait: append (in sequence order), id → sequence lookup
 //! (earliest occurrence wins), and batched reads after a sequence so replays stream with
 //! backpressure instead of being materialised.
+pub mod log;
 mod memory;
 
+pub use log::{EventLog, LogConfig, RecoveryReport, StoredEvent};
 pub use memory::{MemoryHistory, NoHistory};
 
 use std::sync::Arc;
