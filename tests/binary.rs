@@ -41,13 +41,19 @@ fn hub_command(args: &[&str]) -> Command {
 /// A running hub process whose output lines arrive on channels.
 struct HubProcess {
     child: Child,
+    data_dir: std::path::PathBuf,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
 }
 
 impl HubProcess {
+    /// Spawns the hub with its durable history in a fresh temp directory.
     fn spawn(args: &[&str]) -> Self {
-        let mut child = hub_command(args)
+        let dir = temp_data_dir("bin");
+        let dir_arg = dir.display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--data-dir", &dir_arg]);
+        let mut child = hub_command(&all)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -56,6 +62,7 @@ impl HubProcess {
         let stderr = lines(child.stderr.take().unwrap());
         Self {
             child,
+            data_dir: dir,
             stdout,
             stderr,
         }
@@ -116,6 +123,7 @@ impl Drop for HubProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 

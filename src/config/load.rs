@@ -453,7 +453,9 @@ impl Resolver {
                 "log" => Ok(Kind::Log),
                 "memory" => Ok(Kind::Memory),
                 "none" => Ok(Kind::None),
-                _ => Err(format!("{s:?} is not a history backend (log, memory or none)")),
+                _ => Err(format!(
+                    "{s:?} is not a history backend (log, memory or none)"
+                )),
             }
         });
         match kind {

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::IssuerConfig;
+use crate::history::log;
 
 /// The whole hub configuration, validated.
 #[derive(Debug, Clone)]
@@ -74,7 +75,10 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HistoryConfig {
     /// The embedded durable log in `dir` (the default).
-    Log { dir: PathBuf, retention: LogRetention },
+    Log {
+        dir: PathBuf,
+        retention: LogRetention,
+    },
     /// Bounded in-memory ring of the last `capacity` events (volatile).
     Memory { capacity: usize },
     /// No history: cursors always resolve to `earliest` and nothing is replayed.
@@ -93,15 +97,15 @@ pub struct LogRetention {
 impl Default for LogRetention {
     fn default() -> Self {
         Self {
-            max_events: 1_000_000,
-            max_bytes: 1 << 30,
-            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            max_events: log::DEFAULT_MAX_EVENTS,
+            max_bytes: log::DEFAULT_MAX_BYTES,
+            max_age: Some(log::DEFAULT_MAX_AGE),
         }
     }
 }
 
 /// Default directory of the durable history log (relative to the working directory).
-pub const DEFAULT_DATA_DIR: &str = "./quicksilver-data";
+pub const DEFAULT_DATA_DIR: &str = log::DEFAULT_DATA_DIR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

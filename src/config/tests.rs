@@ -123,7 +123,17 @@ fn defaults_with_keys() {
     assert_eq!(config.heartbeat, defaults.heartbeat);
     assert_eq!(config.write_timeout, Some(Duration::from_secs(600)));
     assert_eq!(config.max_request_body_size, Some(1 << 20));
-    assert_eq!(config.history, HistoryConfig::Memory { capacity: 100_000 });
+    assert_eq!(
+        config.history,
+        HistoryConfig::Log {
+            dir: std::path::PathBuf::from("./quicksilver-data"),
+            retention: crate::config::LogRetention {
+                max_events: 1_000_000,
+                max_bytes: 1 << 30,
+                max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            },
+        }
+    );
     assert_eq!(config.cookie_name, DEFAULT_COOKIE_NAME);
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
@@ -716,11 +726,16 @@ fn history_and_logging() {
     assert_eq!(config.log_format, LogFormat::Json);
     assert_eq!(config.log_level, "quicksilver=debug");
 
-    let config = ok(&cli(&["--history-size", "10"]), &keyed(&[]));
+    let config = ok(
+        &cli(&["--history", "memory", "--history-size", "10"]),
+        &keyed(&[]),
+    );
     assert_eq!(config.history, HistoryConfig::Memory { capacity: 10 });
 
     let e = errs(
         &cli(&[
+            "--history",
+            "memory",
             "--history-size",
             "0",
             "--log-format",
@@ -737,6 +752,52 @@ fn history_and_logging() {
     );
     let e = errs(&cli(&["--history", "redis"]), &keyed(&[]));
     assert_eq!(keys(&e), ["--history"]);
+}
+
+#[test]
+fn durable_log_settings() {
+    let config = ok(
+        &cli(&[
+            "--data-dir",
+            "/var/lib/qs",
+            "--history-max-events",
+            "500",
+            "--history-max-age",
+            "0",
+        ]),
+        &keyed(&[("QUICKSILVER_HISTORY_MAX_BYTES", "64MiB")]),
+    );
+    assert_eq!(
+        config.history,
+        HistoryConfig::Log {
+            dir: std::path::PathBuf::from("/var/lib/qs"),
+            retention: crate::config::LogRetention {
+                max_events: 500,
+                max_bytes: 64 << 20,
+                max_age: None,
+            },
+        }
+    );
+    let e = errs(
+        &cli(&[
+            "--history-max-events",
+            "0",
+            "--history-max-bytes",
+            "1KiB",
+            "--history-max-age",
+            "soon",
+        ]),
+        &keyed(&[]),
+    );
+    assert_eq!(
+        keys(&e),
+        [
+            "--history-max-age",
+            "--history-max-bytes",
+            "--history-max-events"
+        ],
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -64,22 +64,18 @@ impl History for LogHistory {
     fn append_batch(&self, batch: &[Arc<Update>]) -> Result<(), HistoryError> {
         let now = unix_ms();
         let mut log = self.write();
+        // `append` does I/O only when it opens a segment, which happens only with nothing
+        // pending, so an error here cannot leave part of this batch pending; a failed `sync`
+        // discards the whole batch (the engine truncates back to its last commit).
         for update in batch {
-            let event = StoredEvent {
-                seq: update.seq,
-                id: update.id.clone(),
-                topics: update.topics.clone(),
-                private: update.private,
-                frame: update.frame.clone(),
-                unix_ms: now,
-            };
-            log.append(&event).map_err(unavailable)?;
+            log.append(&StoredEvent::from_update(update, now))
+                .map_err(unavailable)?;
         }
         log.sync().map_err(unavailable)
     }
 
     fn last_seq(&self) -> u64 {
-        self.read().last_seq()
+        self.read().committed_seq()
     }
 
     fn lookup(&self, id: &str) -> Option<u64> {
@@ -97,15 +93,7 @@ impl History for LogHistory {
         self.read()
             .read_after(after, up_to, max, &mut events)
             .map_err(unavailable)?;
-        out.extend(events.into_iter().map(|e| {
-            Arc::new(Update {
-                seq: e.seq,
-                id: e.id,
-                topics: e.topics,
-                private: e.private,
-                frame: e.frame,
-            })
-        }));
+        out.extend(events.into_iter().map(|e| Arc::new(e.into_update())));
         Ok(())
     }
 

@@ -1,9 +1,11 @@
 //! Event history behind the `History` trait: append (in sequence order), id → sequence lookup
 //! (earliest occurrence wins), and batched reads after a sequence so replays stream with
 //! backpressure instead of being materialised.
+mod durable;
 pub mod log;
 mod memory;
 
+pub use durable::LogHistory;
 pub use log::{EventLog, LogConfig, RecoveryReport, StoredEvent};
 pub use memory::{MemoryHistory, NoHistory};
 

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::auth::Verifier;
 use crate::config::{Config, HistoryConfig};
-use crate::history::{History, MemoryHistory, NoHistory};
+use crate::history::{History, LogHistory, MemoryHistory, NoHistory};
 use crate::http::{self, AppState, ConnInfo};
 use crate::hub::Hub;
 use crate::subscriber::ConnectionKill;
@@ -37,6 +37,11 @@ pub enum StartupError {
     Keys(Vec<String>),
     #[error("no listener configured")]
     NoListener,
+    #[error("history log in {}: {source}", dir.display())]
+    History {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A started hub: its bound addresses and the handle to stop it.
@@ -60,10 +65,7 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
     ));
     let verifier =
         Verifier::new(&config.issuers, Arc::clone(&engine)).map_err(StartupError::Keys)?;
-    let history: Box<dyn History> = match config.history {
-        HistoryConfig::Memory { capacity } => Box::new(MemoryHistory::new(capacity)),
-        HistoryConfig::None => Box::new(NoHistory::default()),
-    };
+    let history = open_history(&config.history)?;
     let hub = Arc::new(Hub::new(engine, history, config.subscriber_queue_capacity));
     let tls_acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let plain = match config.addr {
@@ -160,6 +162,37 @@ pub async fn run(
     signal.await;
     running.shutdown().await;
     Ok(())
+}
+
+fn open_history(config: &HistoryConfig) -> Result<Box<dyn History>, StartupError> {
+    Ok(match config {
+        HistoryConfig::Memory { capacity } => Box::new(MemoryHistory::new(*capacity)),
+        HistoryConfig::None => Box::new(NoHistory::default()),
+        HistoryConfig::Log { dir, retention } => {
+            let (log, report) = LogHistory::open(dir.clone(), *retention).map_err(|source| {
+                StartupError::History {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?;
+            tracing::info!(
+                dir = %dir.display(),
+                events = report.events,
+                segments = report.segments,
+                last_seq = ?report.last_seq,
+                truncated_bytes = report.truncated_bytes,
+                "history log opened"
+            );
+            if report.truncated_bytes > 0 || report.damaged_segments > 0 {
+                tracing::warn!(
+                    truncated_bytes = report.truncated_bytes,
+                    damaged_segments = report.damaged_segments,
+                    "history log recovered from a torn or damaged tail (records after the last complete one were never acknowledged)"
+                );
+            }
+            Box::new(log)
+        }
+    })
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use quicksilver::auth::{Algorithm, IssuerConfig, KeyConfig};
-use quicksilver::config::{Config, HistoryConfig, TlsConfig};
+use quicksilver::config::{Config, HistoryConfig, LogRetention, TlsConfig};
 use quicksilver::server::{self, RunningHub};
 use serde_json::Value;
 
@@ -20,8 +20,18 @@ pub const SUBSCRIBER_SECRET: &str = "subscriber-secret-for-tests-0123456789abcde
 /// The hub's configured resource identifier (the `aud` of test tokens).
 pub const RESOURCE: &str = "https://hub.test/.well-known/mercure";
 
+/// A fresh, unique directory under the system temp dir (removed by `TestHub` on drop).
+pub fn temp_data_dir(label: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "quicksilver-test-{label}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ))
+}
+
 /// A configuration for tests: both listeners on ephemeral loopback ports, one issuer with
-/// distinct publisher and subscriber secrets, a pinned resource identifier, anonymous off.
+/// distinct publisher and subscriber secrets, a pinned resource identifier, anonymous off, and
+/// the durable history log (the production default) in a fresh temp directory.
 pub fn test_config() -> Config {
     let certs = certs_dev_dir();
     Config {
@@ -44,7 +54,10 @@ pub fn test_config() -> Config {
             authorization_server: false,
         }],
         resource_identifier: Some(RESOURCE.to_owned()),
-        history: HistoryConfig::Memory { capacity: 10_000 },
+        history: HistoryConfig::Log {
+            dir: temp_data_dir("hub"),
+            retention: LogRetention::default(),
+        },
         shutdown_grace: Duration::from_secs(5),
         ..Config::default()
     }
@@ -53,6 +66,7 @@ pub fn test_config() -> Config {
 /// A running hub.
 pub struct TestHub {
     running: Option<RunningHub>,
+    data_dir: Option<std::path::PathBuf>,
     pub addr: SocketAddr,
     pub tls_addr: SocketAddr,
 }
@@ -67,11 +81,16 @@ impl TestHub {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config();
         adjust(&mut config);
+        let data_dir = match &config.history {
+            HistoryConfig::Log { dir, .. } => Some(dir.clone()),
+            _ => None,
+        };
         let running = server::start(config).await.expect("hub starts");
         let addr = running.addr.expect("plain listener bound");
         let tls_addr = running.tls_addr.expect("TLS listener bound");
         Self {
             running: Some(running),
+            data_dir,
             addr,
             tls_addr,
         }
@@ -100,6 +119,14 @@ impl TestHub {
     pub async fn shutdown(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
+        }
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -23,7 +23,7 @@ pub use client::{
 };
 pub use hub::{
     match_param, publish_all, publisher_token, sub_target, subscribe_all, subscriber_token,
-    test_config, TestHub, ISSUER, PUBLISHER_SECRET, RESOURCE, SUBSCRIBER_SECRET,
+    temp_data_dir, test_config, TestHub, ISSUER, PUBLISHER_SECRET, RESOURCE, SUBSCRIBER_SECRET,
 };
 pub use jwt::{
     claims, default_header, detail, hs256_token, publish_detail, sign, subscribe_detail,
