@@ -42,6 +42,7 @@ fn hub_command(args: &[&str]) -> Command {
 struct HubProcess {
     child: Child,
     data_dir: std::path::PathBuf,
+    keep_data: bool,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
 }
@@ -49,7 +50,11 @@ struct HubProcess {
 impl HubProcess {
     /// Spawns the hub with its durable history in a fresh temp directory.
     fn spawn(args: &[&str]) -> Self {
-        let dir = temp_data_dir("bin");
+        Self::spawn_in(args, temp_data_dir("bin"))
+    }
+
+    /// Spawns the hub with its durable history in `dir` (removed when this is dropped).
+    fn spawn_in(args: &[&str], dir: std::path::PathBuf) -> Self {
         let dir_arg = dir.display().to_string();
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--data-dir", &dir_arg]);
@@ -63,6 +68,7 @@ impl HubProcess {
         Self {
             child,
             data_dir: dir,
+            keep_data: false,
             stdout,
             stderr,
         }
@@ -123,7 +129,9 @@ impl Drop for HubProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !self.keep_data {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
@@ -266,4 +274,100 @@ fn first_try_mode_refuses_a_public_address() {
     let out = hub_command(&["--addr", "0.0.0.0:0"]).output().expect("run");
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--publisher-jwt-key"));
+}
+
+/// Issue 3 kill test: publish from many concurrent publishers, SIGKILL the hub right after the
+/// last of N acknowledgements (other publishes still in flight), restart it on the same data
+/// directory: `earliest` replays every acknowledged update, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_update_survives_sigkill() {
+    const N: usize = 2000;
+    const SECRET: &str = "a-publisher-secret-long-enough-0123456789";
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--publisher-jwt-key",
+        SECRET,
+        "--issuer",
+        ISSUER,
+        "--resource-identifier",
+        RESOURCE,
+        "--anonymous",
+    ];
+    let dir = temp_data_dir("kill");
+    let token = hs256_token(
+        SECRET,
+        claims(
+            ISSUER,
+            RESOURCE,
+            unix_now() + 3600,
+            serde_json::json!([publish_detail(&[("*", "")])]),
+        ),
+    );
+    let mut proc = HubProcess::spawn_in(&args, dir.clone());
+    proc.keep_data = true;
+    let addr = proc.listening_addr();
+    let client = std::sync::Arc::new(TestClient::connect(addr, Proto::H2c).await);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut publishers = Vec::new();
+    for worker in 0..16 {
+        let (client, acked, token, done_tx) = (
+            client.clone(),
+            acked.clone(),
+            token.clone(),
+            done_tx.clone(),
+        );
+        publishers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let id = format!("w{worker}-{i}");
+                let req = Request::post("/.well-known/mercure").bearer(&token).form(&[
+                    ("topic", "https://example.com/kill"),
+                    ("id", &id),
+                    ("data", "x"),
+                ]);
+                let Ok(resp) = client.try_send(req).await else {
+                    return;
+                };
+                if resp.status != StatusCode::OK {
+                    return;
+                }
+                let mut acked = acked.lock().unwrap();
+                acked.push(id);
+                if acked.len() == N {
+                    let _ = done_tx.try_send(());
+                }
+            }
+        }));
+    }
+    done_rx.recv().await.expect("N acknowledgements");
+    proc.signal("-KILL");
+    let _ = proc.wait_exit();
+    for p in publishers {
+        let _ = p.await;
+    }
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+    assert!(acked.len() >= N);
+    drop(proc);
+
+    let proc = HubProcess::spawn_in(&args, dir);
+    let addr = proc.listening_addr();
+    let client = TestClient::connect(addr, Proto::H2c).await;
+    let mut s = client
+        .open_stream(Request::sse(
+            "/.well-known/mercure?match=https%3A%2F%2Fexample.com%2Fkill&last_event_id=earliest",
+        ))
+        .await;
+    assert_eq!(s.status, StatusCode::OK);
+    let mut missing: std::collections::HashSet<String> = acked.iter().cloned().collect();
+    let mut seen = std::collections::HashSet::new();
+    while !missing.is_empty() {
+        let ev = s
+            .next_event(DEADLINE)
+            .await
+            .unwrap_or_else(|| panic!("{} acknowledged updates lost after SIGKILL", missing.len()));
+        let id = ev.id.unwrap_or_default();
+        assert!(seen.insert(id.clone()), "{id} replayed twice");
+        missing.remove(&id);
+    }
 }

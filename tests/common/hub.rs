@@ -80,11 +80,13 @@ impl TestHub {
     /// Starts a hub with `test_config()` adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config();
-        adjust(&mut config);
+        // Only the harness's own temp directory is removed on drop; a test that points the
+        // history elsewhere owns that directory (e.g. to restart a hub on it).
         let data_dir = match &config.history {
             HistoryConfig::Log { dir, .. } => Some(dir.clone()),
             _ => None,
         };
+        adjust(&mut config);
         let running = server::start(config).await.expect("hub starts");
         let addr = running.addr.expect("plain listener bound");
         let tls_addr = running.tls_addr.expect("TLS listener bound");
