@@ -86,6 +86,12 @@ impl SseBody {
         Poll::Ready(None)
     }
 
+    /// A data frame is going out: the client is reading.
+    fn on_data(&mut self) {
+        self.sub.mark_progress();
+        self.reset_heartbeat();
+    }
+
     fn reset_heartbeat(&mut self) {
         if let Some((every, timer)) = &mut self.heartbeat {
             timer.as_mut().reset(Instant::now() + *every);
@@ -177,13 +183,13 @@ impl Body for SseBody {
         }
         if this.replay.is_some() {
             if let Some(frame) = this.next_replay() {
-                this.reset_heartbeat();
+                this.on_data();
                 return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
         }
         loop {
             if let Some(frame) = this.next_live() {
-                this.reset_heartbeat();
+                this.on_data();
                 return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
             if this.sub.close_reason() == CloseReason::Lagging {

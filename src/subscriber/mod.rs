@@ -1,7 +1,7 @@
 //! A subscriber's handle: identity, routing matchers, grants, and its bounded lock-free queue
 //! with a waker. Publishers push and move on; a full queue marks the subscriber lagging and its
 //! stream ends after what it already holds (the client resumes with `Last-Event-ID`).
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::time::Instant;
@@ -46,6 +46,18 @@ pub struct Subscriber {
     lagging_since: OnceLock<Instant>,
     /// Other streams may share the connection (HTTP/2).
     shared_connection: bool,
+    /// When the stream last handed a frame to the connection (ms since `epoch()`).
+    last_progress_ms: AtomicU64,
+}
+
+/// A process-wide time base for the atomically stored progress timestamps.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn millis_since_epoch(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A handle that ends the connection carrying a subscriber. Needed because hyper polls a
@@ -104,6 +116,7 @@ impl Subscriber {
             connection,
             lagging_since: OnceLock::new(),
             shared_connection,
+            last_progress_ms: AtomicU64::new(millis_since_epoch(Instant::now())),
         }
     }
 
@@ -111,26 +124,38 @@ impl Subscriber {
         self.deadline
     }
 
-    /// Whether the stream should have ended by `now` but has not (it is not being polled):
-    /// past its deadline by `grace`, or lagging for longer than `grace` — or, when other streams
-    /// share its connection (HTTP/2), for longer than `shared_lag_grace`, because ending it means
-    /// closing their connection too.
+    /// Records that the stream handed a frame to its connection (it is being read).
+    pub fn mark_progress(&self) {
+        self.last_progress_ms
+            .store(millis_since_epoch(Instant::now()), Ordering::Relaxed);
+    }
+
+    /// Whether the stream should have ended by `now` but has not because it is not being
+    /// polled: past its deadline by `grace`, or lagging with no progress for longer than `grace`
+    /// — or, when other streams share its connection (HTTP/2), for longer than
+    /// `shared_lag_grace`, because ending it means closing their connection too. A lagging
+    /// stream that keeps draining (a long replay) is left alone.
     pub fn is_overdue(
         &self,
         now: Instant,
         grace: std::time::Duration,
         shared_lag_grace: std::time::Duration,
     ) -> bool {
+        if self.deadline.is_some_and(|d| now >= d + grace) {
+            return true;
+        }
+        let Some(&lagging) = self.lagging_since.get() else {
+            return false;
+        };
         let lag_grace = if self.shared_connection {
             shared_lag_grace
         } else {
             grace
         };
-        self.deadline.is_some_and(|d| now >= d + grace)
-            || self
-                .lagging_since
-                .get()
-                .is_some_and(|&t| now >= t + lag_grace)
+        let since_ms =
+            millis_since_epoch(lagging).max(self.last_progress_ms.load(Ordering::Relaxed));
+        let stalled_ms = millis_since_epoch(now).saturating_sub(since_ms);
+        u128::from(stalled_ms) >= lag_grace.as_millis()
     }
 
     /// Ends the connection carrying this subscriber, if known.
@@ -242,5 +267,71 @@ impl Subscriber {
         // The queue itself, not the counter: the counter is bumped before the push lands, and
         // a poller re-checking on it could spin while a preempted publisher finishes.
         self.queue.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn sub(deadline: Option<Instant>, shared: bool) -> Subscriber {
+        Subscriber::new(1, Vec::new(), None, 1, deadline, None, shared)
+    }
+
+    const GRACE: Duration = Duration::from_millis(500);
+    const SHARED: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn overdue_after_deadline_plus_grace() {
+        let now = Instant::now();
+        let s = sub(Some(now + Duration::from_secs(1)), false);
+        assert!(!s.is_overdue(now + Duration::from_millis(1400), GRACE, SHARED));
+        assert!(s.is_overdue(now + Duration::from_millis(1500), GRACE, SHARED));
+    }
+
+    #[test]
+    fn lagging_is_overdue_only_without_progress() {
+        let s = sub(None, false);
+        let now = Instant::now();
+        assert!(
+            !s.is_overdue(now + Duration::from_secs(60), GRACE, SHARED),
+            "not lagging"
+        );
+        s.close(CloseReason::Lagging);
+        let t = Instant::now();
+        assert!(s.is_overdue(t + Duration::from_secs(1), GRACE, SHARED));
+        // Still draining: progress moves the stall clock.
+        s.mark_progress();
+        let t = Instant::now();
+        assert!(!s.is_overdue(t + Duration::from_millis(100), GRACE, SHARED));
+        assert!(s.is_overdue(t + Duration::from_secs(1), GRACE, SHARED));
+    }
+
+    #[test]
+    fn shared_connections_get_the_longer_lag_grace() {
+        let s = sub(None, true);
+        s.close(CloseReason::Lagging);
+        let t = Instant::now();
+        assert!(!s.is_overdue(t + Duration::from_secs(5), GRACE, SHARED));
+        assert!(s.is_overdue(t + Duration::from_secs(31), GRACE, SHARED));
+    }
+
+    #[test]
+    fn overflow_marks_lagging_and_keeps_what_was_queued() {
+        let s = sub(None, false);
+        let u = Arc::new(Update {
+            seq: 1,
+            id: "a".into(),
+            topics: Box::new([]),
+            private: false,
+            frame: bytes::Bytes::new(),
+        });
+        s.push(Arc::clone(&u));
+        assert_eq!(s.close_reason(), CloseReason::Open);
+        s.push(Arc::clone(&u));
+        assert_eq!(s.close_reason(), CloseReason::Lagging);
+        assert!(s.pop().is_some());
+        assert!(s.pop().is_none(), "the overflowing update was not queued");
     }
 }
