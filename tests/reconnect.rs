@@ -83,28 +83,6 @@ fn topic_query(extra: &str) -> String {
     }
 }
 
-/// Opens a stream and asserts 200 (showing the error body otherwise).
-async fn open(client: &TestClient, req: Request) -> SseStream {
-    let what = format!("{} {}", req.method, req.target);
-    let mut s = client.open_stream(req).await;
-    if s.status != StatusCode::OK {
-        s.wait_end(DEADLINE).await;
-        panic!("{what}: {} {:?}", s.status, s.raw_str());
-    }
-    s
-}
-
-/// The next event, or a panic saying why there is none.
-async fn next(s: &mut SseStream, what: &str) -> SseEvent {
-    match s.next_event_outcome(DEADLINE).await {
-        Outcome::Got(ev) => ev,
-        other => panic!(
-            "{what}: no event ({other:?}); received so far: {:?}",
-            s.raw_str()
-        ),
-    }
-}
-
 /// Asserts the next events carry exactly `ids`, in order.
 async fn expect_ids(s: &mut SseStream, ids: &[&str], what: &str) {
     for (i, id) in ids.iter().enumerate() {

@@ -90,31 +90,9 @@ fn sub_request(query: &str, token: Option<&str>) -> Request {
     }
 }
 
-/// Opens a stream and asserts 200 (showing the error body otherwise).
-async fn open(client: &TestClient, req: Request) -> SseStream {
-    let what = format!("{} {}", req.method, req.target);
-    let mut s = client.open_stream(req).await;
-    if s.status != StatusCode::OK {
-        s.wait_end(DEADLINE).await;
-        panic!("{what}: {} {:?}", s.status, s.raw_str());
-    }
-    s
-}
-
 /// `open` for a GET of `query`.
 async fn subscribe(client: &TestClient, query: &str, token: Option<&str>) -> SseStream {
     open(client, sub_request(query, token)).await
-}
-
-/// The next event, or a panic saying why there is none.
-async fn next(s: &mut SseStream, what: &str) -> SseEvent {
-    match s.next_event_outcome(DEADLINE).await {
-        Outcome::Got(ev) => ev,
-        other => panic!(
-            "{what}: no event ({other:?}); received so far: {:?}",
-            s.raw_str()
-        ),
-    }
 }
 
 /// Asserts the next events carry exactly `ids`, in order.

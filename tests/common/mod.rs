@@ -49,3 +49,25 @@ pub fn external_program(name: &str) -> bool {
     }
     found
 }
+
+/// Opens a stream and asserts 200 (showing the error body otherwise).
+pub async fn open(client: &TestClient, req: Request) -> SseStream {
+    let what = format!("{} {}", req.method, req.target);
+    let mut s = client.open_stream(req).await;
+    if s.status != http::StatusCode::OK {
+        s.wait_end(DEADLINE).await;
+        panic!("{what}: {} {:?}", s.status, s.raw_str());
+    }
+    s
+}
+
+/// The next event, or a panic saying why there is none.
+pub async fn next(s: &mut SseStream, what: &str) -> SseEvent {
+    match s.next_event_outcome(DEADLINE).await {
+        Outcome::Got(ev) => ev,
+        other => panic!(
+            "{what}: no event ({other:?}); received so far: {:?}",
+            s.raw_str()
+        ),
+    }
+}
