@@ -40,6 +40,7 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -73,6 +74,35 @@ async fn run(config: Config) -> Result<(), StartupError> {
     signal.await;
     running.shutdown().await;
     Ok(())
+}
+
+/// Every subscriber holds a socket: raise the soft open-files limit to the hard one and say
+/// what the hub can hold. (Accept failures past it are backed off in `server`, not fatal.)
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let limit = getrlimit(Resource::Nofile);
+        let raised = match (limit.current, limit.maximum) {
+            (Some(soft), hard) if hard.is_none_or(|h| h > soft) => {
+                let new = rustix::process::Rlimit {
+                    current: hard,
+                    maximum: hard,
+                };
+                setrlimit(Resource::Nofile, new)
+                    .map_err(|e| tracing::warn!(error = %e, "cannot raise the open files limit"))
+                    .is_ok()
+            }
+            _ => false,
+        };
+        let now = getrlimit(Resource::Nofile);
+        tracing::info!(
+            soft = ?now.current,
+            hard = ?now.maximum,
+            raised,
+            "open files limit (each connection uses one)"
+        );
+    }
 }
 
 fn init_logging(config: &Config) {

@@ -371,3 +371,64 @@ async fn every_acknowledged_update_survives_sigkill() {
         missing.remove(&id);
     }
 }
+
+/// Issue 5: "handles EMFILE gracefully (accept back-off, clear log line, no spin)". The hub runs
+/// with 48 descriptors; 80 raw connections exhaust them (accept fails with EMFILE); once they
+/// close, the hub serves again.
+#[tokio::test]
+async fn running_out_of_file_descriptors_is_survived() {
+    let dir = temp_data_dir("emfile");
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", "ulimit -n 48 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_quicksilver"))
+        .args(["--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for var in CONFIG_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = lines(child.stderr.take().unwrap());
+    let mut proc = HubProcess {
+        child,
+        data_dir: dir,
+        keep_data: false,
+        stdout: mpsc::channel().1,
+        stderr,
+    };
+    let addr = proc.listening_addr();
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        held.push(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("the kernel accepts into the backlog"),
+        );
+    }
+    // The hub says so (and backs off) instead of dying or spinning.
+    loop {
+        let line = proc
+            .stderr
+            .recv_timeout(DEADLINE)
+            .expect("an accept failure is logged");
+        if line.contains("accept failed") {
+            assert!(
+                line.to_lowercase().contains("too many open files"),
+                "{line}"
+            );
+            break;
+        }
+    }
+    drop(held);
+    let client = TestClient::connect(addr, Proto::H1).await;
+    let resp = client.send(Request::get("/healthz")).await;
+    assert_eq!(resp.status, StatusCode::OK);
+    assert!(
+        proc.child.try_wait().unwrap().is_none(),
+        "the hub is still running"
+    );
+    proc.signal("-TERM");
+    assert_eq!(proc.wait_exit().code(), Some(0));
+}
