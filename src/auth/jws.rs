@@ -62,7 +62,14 @@ pub(crate) fn is_json_object(json: &[u8]) -> bool {
 }
 
 /// Splits and decodes `token`, checking the header's `typ`, `alg` and `crit`.
+#[cfg(test)]
 pub(crate) fn parse(token: &str) -> Result<Compact<'_>, String> {
+    parse_with(token, true)
+}
+
+/// `parse`, with the `typ` check optional (compatibility mode: 0.x tokens carry `typ: JWT` or
+/// none).
+pub(crate) fn parse_with(token: &str, require_typ: bool) -> Result<Compact<'_>, String> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(format!(
             "token of {} bytes exceeds {MAX_TOKEN_LEN}",
@@ -85,7 +92,7 @@ pub(crate) fn parse(token: &str) -> Result<Compact<'_>, String> {
         return Err("signature too large".to_owned());
     }
     let header = decode("header", header_b64)?;
-    let alg = check_header(&header)?;
+    let alg = check_header(&header, require_typ)?;
     let payload = decode("payload", payload_b64)?;
     let signature = decode("signature", signature_b64)?;
     let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
@@ -105,13 +112,14 @@ fn decode(part: &str, b64: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{part} is not unpadded base64url: {e}"))
 }
 
-fn check_header(json: &[u8]) -> Result<Algorithm, String> {
+fn check_header(json: &[u8], require_typ: bool) -> Result<Algorithm, String> {
     if !is_json_object(json) {
         return Err("header is not a JSON object".to_owned());
     }
     let header: Header =
         serde_json::from_slice(json).map_err(|e| format!("header is not valid: {e}"))?;
     match header.typ.as_deref() {
+        _ if !require_typ => {}
         None => return Err("header has no typ (at+jwt required)".to_owned()),
         Some(typ) if !is_at_jwt(typ) => {
             return Err("header typ is not at+jwt".to_owned());
@@ -198,15 +206,25 @@ mod tests {
 
     #[test]
     fn header_must_be_object_without_crit() {
-        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt"}"#).is_ok());
-        assert!(check_header(br#"["HS256","at+jwt"]"#).is_err());
-        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#).is_err());
-        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt","crit":null}"#).is_err());
-        assert!(check_header(br#"{"alg":"HS256","typ":null}"#).is_err());
-        assert!(check_header(br#"{"alg":"HS256","alg":"HS256","typ":"at+jwt"}"#).is_err());
-        assert!(check_header(br#"{"alg":"hs256","typ":"at+jwt"}"#).is_err());
-        assert!(check_header(br#"{"alg":"none","typ":"at+jwt"}"#).is_err());
-        assert!(check_header(br#"{"typ":"at+jwt"}"#).is_err());
+        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt"}"#, true).is_ok());
+        assert!(check_header(br#"["HS256","at+jwt"]"#, true).is_err());
+        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt","crit":null}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"HS256","typ":null}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"HS256","alg":"HS256","typ":"at+jwt"}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"hs256","typ":"at+jwt"}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"none","typ":"at+jwt"}"#, true).is_err());
+        assert!(check_header(br#"{"typ":"at+jwt"}"#, true).is_err());
+    }
+
+    // Compatibility mode: `typ` is not checked, everything else still is.
+    #[test]
+    fn typ_optional_in_compat() {
+        assert!(check_header(br#"{"alg":"HS256","typ":"JWT"}"#, false).is_ok());
+        assert!(check_header(br#"{"alg":"HS256"}"#, false).is_ok());
+        assert!(check_header(br#"{"alg":"HS256","typ":"JWT"}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"none"}"#, false).is_err());
+        assert!(check_header(br#"{"alg":"HS256","crit":["exp"]}"#, false).is_err());
     }
 
     #[test]

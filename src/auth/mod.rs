@@ -12,10 +12,13 @@ mod verifier;
 mod tests;
 
 pub use grants::{
-    Grants, SubscribeDetail, MAX_DETAIL_TOPICS, MAX_MERCURE_DETAILS, MERCURE_DETAIL_TYPE,
+    Grants, SubscribeDetail, MAX_DETAIL_TOPICS, MAX_LEGACY_ENTRIES, MAX_MERCURE_DETAILS,
+    MERCURE_DETAIL_TYPE,
 };
 pub use jws::{mint, MAX_TOKEN_LEN};
-pub use presentation::{extract_token, MIN_COMPACT_JWS_LEN};
+pub use presentation::{
+    extract_token, extract_token_compat, LEGACY_COOKIE_NAME, MIN_COMPACT_JWS_LEN,
+};
 pub use verifier::Verifier;
 
 /// A JWS algorithm the hub can verify. `none` does not exist here.
@@ -148,6 +151,8 @@ pub enum AuthError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenSource {
     Header,
+    /// The `authorization` query parameter (compatibility mode only).
+    Query,
     Cookie,
 }
 

@@ -13,6 +13,9 @@ use crate::topic::MatcherEngine;
 pub struct Verifier {
     issuers: HashMap<Box<str>, IssuerKeys>,
     engine: Arc<MatcherEngine>,
+    /// Compatibility mode (`--protocol-version-compatibility`): relaxed `typ`/`aud`/`exp`/`iss`
+    /// checks and the 0.x `mercure` claim.
+    compat: bool,
 }
 
 #[derive(Debug)]
@@ -68,10 +71,19 @@ impl Verifier {
             Ok(Self {
                 issuers: loaded,
                 engine,
+                compat: false,
             })
         } else {
             Err(errors)
         }
+    }
+    /// Turns compatibility mode on or off (reference hub §4): `typ` and `aud` are not checked,
+    /// `exp` is optional (enforced when present), a missing or unknown `iss` selects the sole
+    /// configured issuer, and a token without `authorization_details` is granted by its 0.x
+    /// `mercure` claim. Algorithm pinning and key binding are unchanged.
+    pub fn with_compat(mut self, compat: bool) -> Self {
+        self.compat = compat;
+        self
     }
     /// Whether any issuer has a key for `role`.
     pub fn has_role(&self, role: Role) -> bool {
@@ -97,14 +109,25 @@ impl Verifier {
     }
 
     fn check(&self, token: &str, role: Role, audience: &str, now: u64) -> Result<Claims, String> {
-        let compact = jws::parse(token)?;
-        let iss = claims::read_issuer(&compact.payload)?;
-        let issuer = self.issuers.get(iss.as_str()).ok_or_else(|| {
-            format!(
-                "iss {} is not a trusted issuer",
-                claims::describe_issuer(&iss)
-            )
-        })?;
+        let compact = jws::parse_with(token, !self.compat)?;
+        let iss = claims::read_issuer_opt(&compact.payload)?;
+        let known = iss.as_deref().and_then(|iss| self.issuers.get(iss));
+        // Compatibility mode: 0.x tokens carry no (or any) `iss`; with one issuer there is no
+        // ambiguity about whose keys verify them.
+        let sole = (self.compat && self.issuers.len() == 1)
+            .then(|| self.issuers.iter().next())
+            .flatten();
+        let (iss, issuer) = match (known, sole, iss) {
+            (Some(issuer), _, Some(iss)) => (iss, issuer),
+            (_, Some((id, issuer)), _) => (id.to_string(), issuer),
+            (_, _, Some(iss)) => {
+                return Err(format!(
+                    "iss {} is not a trusted issuer",
+                    claims::describe_issuer(&iss)
+                ))
+            }
+            (_, _, None) => return Err("iss is missing".to_owned()),
+        };
         let key = issuer.key(role).ok_or_else(|| {
             format!(
                 "issuer {} has no {} key",
@@ -124,10 +147,12 @@ impl Verifier {
         if !key.verify(compact.signing_input, &compact.signature) {
             return Err("signature verification failed".to_owned());
         }
-        let checked = claims::check(&compact.payload, audience, now)?;
-        let grants = match checked.authorization_details {
-            None => Grants::default(),
-            Some(details) => grants::parse(details, &self.engine)?,
+        let audience = (!self.compat).then_some(audience);
+        let checked = claims::check_with(&compact.payload, audience, now)?;
+        let grants = match (checked.authorization_details, &checked.legacy) {
+            (Some(details), _) => grants::parse(details, &self.engine)?,
+            (None, Some(legacy)) if self.compat => grants::parse_legacy(legacy, &self.engine)?,
+            (None, _) => Grants::default(),
         };
         Ok(Claims {
             exp: checked.exp,

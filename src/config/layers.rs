@@ -40,10 +40,12 @@ pub(crate) enum Setting {
     ShutdownGrace,
     LogFormat,
     LogLevel,
+    ProtocolVersionCompatibility,
+    PublishOrigins,
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 30] = [
+    pub(crate) const ALL: [Setting; 32] = [
         Setting::Addr,
         Setting::TlsAddr,
         Setting::TlsCert,
@@ -74,6 +76,8 @@ impl Setting {
         Setting::ShutdownGrace,
         Setting::LogFormat,
         Setting::LogLevel,
+        Setting::ProtocolVersionCompatibility,
+        Setting::PublishOrigins,
     ];
 
     /// The flag name without `--`.
@@ -109,6 +113,8 @@ impl Setting {
             Setting::ShutdownGrace => "shutdown-grace",
             Setting::LogFormat => "log-format",
             Setting::LogLevel => "log-level",
+            Setting::ProtocolVersionCompatibility => "protocol-version-compatibility",
+            Setting::PublishOrigins => "publish-origins",
         }
     }
 
@@ -307,6 +313,10 @@ fn cli_layer(cli: &Cli) -> HashMap<Setting, Raw> {
             Setting::ShutdownGrace => cli.shutdown_grace.clone(),
             Setting::LogFormat => cli.log_format.clone(),
             Setting::LogLevel => cli.log_level.clone(),
+            Setting::ProtocolVersionCompatibility => cli.protocol_version_compatibility.clone(),
+            Setting::PublishOrigins => {
+                (!cli.publish_origins.is_empty()).then(|| cli.publish_origins.join(","))
+            }
         };
         if let Some(value) = value {
             values.insert(
@@ -355,7 +365,8 @@ fn read_file(path: &Path, layers: &mut Layers, errors: &mut ConfigErrors) {
             );
             continue;
         };
-        match value_text(&value, key == Setting::CorsOrigins) {
+        let is_list = matches!(key, Setting::CorsOrigins | Setting::PublishOrigins);
+        match value_text(&value, is_list) {
             Ok(text) => {
                 layers.file.insert(
                     key,

@@ -144,6 +144,15 @@ pub struct Cli {
     /// Log filter, e.g. info or quicksilver=debug [default: info]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Mercure 0.x compatibility: 8, or 7 (adds what 7 had) [default: off]. Weakens token
+    /// validation (no typ/aud, optional exp): see the README's migration section
+    #[arg(long, value_name = "VERSION")]
+    pub protocol_version_compatibility: Option<String>,
+    /// Origins allowed to publish with the cookie (CSRF allowlist, besides the hub's own origin
+    /// and --cors-origins): scheme://host[:port], `*`, or a `*` prefix/suffix wildcard; comma or
+    /// space separated, repeatable
+    #[arg(long, value_name = "ORIGINS")]
+    pub publish_origins: Vec<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -261,6 +270,31 @@ impl Resolver {
         config.resource_identifier = resource_identifier.map(|(text, _)| text.trim().to_owned());
 
         config.cors_origins = self.cors_origins();
+        config.publish_origins = self.publish_origins();
+        config.protocol_version_compatibility =
+            self.value(Setting::ProtocolVersionCompatibility, None, |s| {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    "" | "0" | "off" | "false" | "none" => Ok(None),
+                    "7" => Ok(Some(7)),
+                    "8" => Ok(Some(8)),
+                    _ => Err(format!(
+                        "{s:?} is not a compatibility version (7, 8, or off)"
+                    )),
+                }
+            });
+        if let Some(v) = config.protocol_version_compatibility {
+            self.warnings.push(format!(
+                "--protocol-version-compatibility {v}: Mercure 0.x clients are accepted, which \
+                 weakens token validation (typ and aud not checked, exp optional, iss optional \
+                 with one issuer, tokens read from the query string and the mercureAuthorization \
+                 cookie{}); migrate clients and turn it off",
+                if v == 7 {
+                    ", public publishes to ungranted topics"
+                } else {
+                    ""
+                }
+            ));
+        }
         config.cookie_name = self.value(
             Setting::CookieName,
             defaults.cookie_name,
@@ -429,6 +463,31 @@ impl Resolver {
                 Ok(_) => {}
                 Err(reason) => self.errors.push(
                     Setting::CorsOrigins.flag(),
+                    format!("{reason} ({})", raw.source()),
+                ),
+            }
+        }
+        origins
+    }
+
+    fn publish_origins(&mut self) -> Vec<String> {
+        let Some(raw) = self.layers.get(Setting::PublishOrigins).cloned() else {
+            return Vec::new();
+        };
+        let mut origins: Vec<String> = Vec::new();
+        for item in parse::split_list(&raw.value) {
+            let item = item.trim();
+            // `*` and wildcard forms are fine here: this list grants no CORS credentials.
+            let parsed = if item == "*" || item.contains('*') {
+                Ok(item.to_ascii_lowercase())
+            } else {
+                parse::parse_origin(item)
+            };
+            match parsed {
+                Ok(origin) if !origins.contains(&origin) => origins.push(origin),
+                Ok(_) => {}
+                Err(reason) => self.errors.push(
+                    Setting::PublishOrigins.flag(),
                     format!("{reason} ({})", raw.source()),
                 ),
             }

@@ -816,3 +816,48 @@ fn boolean_flags_and_env() {
     );
     assert_eq!(keys(&e), ["--anonymous"]);
 }
+
+// `--protocol-version-compatibility`: off by default, 7 or 8 from any layer with a warning,
+// anything else an error; `--publish-origins` accepts `*` and wildcards.
+#[test]
+fn compatibility_and_publish_origins() {
+    let c = ok(&cli(&[]), &keyed(&[]));
+    assert_eq!(c.protocol_version_compatibility, None);
+    assert!(!c.compat(8) && !c.compat_any());
+    let c = ok(
+        &cli(&[]),
+        &keyed(&[("QUICKSILVER_PROTOCOL_VERSION_COMPATIBILITY", "8")]),
+    );
+    assert!(c.compat(8) && !c.compat(7));
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.contains("--protocol-version-compatibility 8")));
+    let c = ok(
+        &cli(&["--protocol-version-compatibility", "7"]),
+        &keyed(&[]),
+    );
+    assert!(c.compat(7) && c.compat(8));
+    let e = errs(
+        &cli(&["--protocol-version-compatibility", "9"]),
+        &keyed(&[]),
+    );
+    assert!(e
+        .iter()
+        .any(|(k, _)| k == "--protocol-version-compatibility"));
+    let c = ok(
+        &cli(&[
+            "--publish-origins",
+            "*",
+            "--publish-origins",
+            "https://*.example.com, https://a.test",
+        ]),
+        &keyed(&[]),
+    );
+    assert_eq!(
+        c.publish_origins,
+        vec!["*", "https://*.example.com", "https://a.test"]
+    );
+    let e = errs(&cli(&["--publish-origins", "nope"]), &keyed(&[]));
+    assert!(e.iter().any(|(k, _)| k == "--publish-origins"));
+}
