@@ -453,3 +453,202 @@ async fn modern_mode_rejects_legacy_forms() {
     assert_eq!(resp.status, StatusCode::UNAUTHORIZED);
     hub.shutdown().await;
 }
+
+/// The classic quick start against the binary: configured only through the reference image's
+/// key variables plus compatibility and anonymous, driven by curl with the 0.x command verbatim
+/// (only the port differs).
+#[test]
+fn quick_start_with_the_binary_and_curl() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    if !external_program("curl") {
+        return;
+    }
+    const SECRET: &str = "!ChangeThisMercureHubJWTSecretKey!";
+    fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quicksilver"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("QUICKSILVER_") || k.starts_with("MERCURE_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    let mut hub = Killed(
+        cmd.env("MERCURE_PUBLISHER_JWT_KEY", SECRET)
+            .env("MERCURE_SUBSCRIBER_JWT_KEY", SECRET)
+            .env("QUICKSILVER_PROTOCOL_VERSION_COMPATIBILITY", "8")
+            .env("QUICKSILVER_ANONYMOUS", "1")
+            .env("QUICKSILVER_ADDR", "127.0.0.1:0")
+            .env("QUICKSILVER_HISTORY", "memory")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn quicksilver"),
+    );
+    let stderr = lines(hub.0.stderr.take().unwrap());
+    let mut warned = false;
+    let port = loop {
+        let line = stderr.recv_timeout(DEADLINE).expect("a listening line");
+        warned |= line.contains("protocol-version-compatibility 8");
+        if line.contains("listening (HTTP/1.1, h2c)") {
+            let addr = line.split("addr=").nth(1).expect("addr field").trim();
+            break addr.parse::<std::net::SocketAddr>().unwrap().port();
+        }
+    };
+    assert!(warned, "compatibility mode logs a warning at start");
+    let base = format!("http://localhost:{port}/.well-known/mercure");
+    let mut subscribers = Vec::new();
+    for query in [
+        "topic=https://example.com/books/1",
+        "topic=https://example.com/books/%7Bid%7D",
+    ] {
+        let mut child = Command::new("curl")
+            .args(["-sN", &format!("{base}?{query}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn curl");
+        let out = lines(child.stdout.take().unwrap());
+        let child = Killed(child);
+        // The preamble comment proves the subscription is registered.
+        assert_eq!(out.recv_timeout(DEADLINE).as_deref(), Ok(":"));
+        subscribers.push((child, out));
+    }
+    let jwt = sign(
+        "HS256",
+        &TestKey::hmac(SECRET.as_bytes()),
+        json!({"alg": "HS256", "typ": "JWT"}),
+        json!({"mercure": {"publish": ["*"]}}),
+    );
+    let command = format!(
+        "curl -d 'topic=https://example.com/books/1' -d 'data={{\"status\": \"updated\"}}' \
+         -H \"Authorization: Bearer {jwt}\" http://localhost:{port}/.well-known/mercure"
+    );
+    let out = Command::new("bash")
+        .args(["-c", &command])
+        .output()
+        .expect("run curl");
+    let id = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(id.starts_with("urn:uuid:"), "{id:?}");
+    for (_, out) in &subscribers {
+        let mut got = Vec::new();
+        while got.last().map(String::as_str) != Some("") || got.len() < 2 {
+            got.push(out.recv_timeout(DEADLINE).expect("the event's lines"));
+        }
+        assert!(got.contains(&format!("id: {id}")), "{got:?}");
+        assert!(
+            got.contains(&"data: {\"status\": \"updated\"}".to_owned()),
+            "{got:?}"
+        );
+    }
+    drop(subscribers);
+    let _ = &mut hub;
+}
+
+/// Runs `quicksilver token` with `args` and returns the printed token.
+fn cli_token(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quicksilver"))
+        .arg("token")
+        .args(args)
+        .output()
+        .expect("run quicksilver token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(token.matches('\n').count(), 1, "one line: {token:?}");
+    token.trim_end().to_owned()
+}
+
+// `quicksilver token` mints tokens a modern hub and a compatibility hub accept.
+#[tokio::test]
+async fn token_cli_modern_and_legacy() {
+    let hub = TestHub::start().await;
+    let client = hub.client(Proto::H1).await;
+    let common = ["--iss", ISSUER, "--aud", RESOURCE];
+    let publisher = cli_token(
+        &[
+            &common[..],
+            &[
+                "--key",
+                PUBLISHER_SECRET,
+                "--publish-urlpattern",
+                "https://example.com/books/:id",
+            ],
+        ]
+        .concat(),
+    );
+    let subscriber = cli_token(
+        &[
+            &common[..],
+            &[
+                "--key",
+                SUBSCRIBER_SECRET,
+                "--subscribe",
+                BOOK,
+                "--ttl",
+                "10m",
+            ],
+        ]
+        .concat(),
+    );
+    let mut stream = client
+        .open_stream(Request::sse(&sub_target(&match_param("match", BOOK))).bearer(&subscriber))
+        .await;
+    assert_eq!(stream.status, StatusCode::OK);
+    let fields = [("topic", BOOK), ("data", "private"), ("private", "on")];
+    let resp = publish(&client, &publisher, &fields).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    assert_eq!(next_data(&mut stream).await, "private");
+    let denied = publish(&client, &publisher, &[("topic", MARKER), ("data", "x")]).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    // A legacy token (no aud, default iss) is not accepted by a modern hub.
+    let legacy = cli_token(&["--key", PUBLISHER_SECRET, "--legacy", "--publish", "*"]);
+    let resp = publish(&client, &legacy, &[("topic", BOOK), ("data", "x")]).await;
+    assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "no aud, unknown iss");
+    hub.shutdown().await;
+
+    let hub = compat_hub(8).await;
+    let client = hub.client(Proto::H1).await;
+    let subscriber = cli_token(&[
+        "--key",
+        SUBSCRIBER_SECRET,
+        "--legacy",
+        "--ttl",
+        "0",
+        "--subscribe",
+        BOOKS_TEMPLATE,
+    ]);
+    let mut stream = client
+        .open_stream(Request::sse(&topic_target(&[BOOKS_TEMPLATE])).bearer(&subscriber))
+        .await;
+    let resp = publish(&client, &legacy, &fields).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    assert_eq!(next_data(&mut stream).await, "private");
+    hub.shutdown().await;
+}

@@ -157,9 +157,12 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Subcommands (none yet).
+/// Subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Mint an access token (printed on stdout) for development and scripts
+    Token(super::token::TokenArgs),
+}
 
 /// Where environment variables come from (tests pass a map instead of mutating the process).
 pub trait EnvSource {

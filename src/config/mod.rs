@@ -5,8 +5,10 @@ mod load;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod token;
 
-pub use load::{load, Cli, ConfigErrors, EnvSource, ProcessEnv, DEFAULT_ADDR};
+pub use load::{load, Cli, Command, ConfigErrors, EnvSource, ProcessEnv, DEFAULT_ADDR};
+pub use token::{mint_token, TokenArgs, DEFAULT_TOKEN_AUDIENCE};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
