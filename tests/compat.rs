@@ -652,3 +652,54 @@ async fn token_cli_modern_and_legacy() {
     assert_eq!(next_data(&mut stream).await, "private");
     hub.shutdown().await;
 }
+
+// Debian's php-symfony-mercure publisher (repeated `topic=`, `private=on`, `+` for spaces, the
+// body as the id) with a 0.x token through its static token provider: a subscriber receives
+// exactly what it sent, public and private; an anonymous one only the public update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symfony_mercure_publisher() {
+    if !external_program("php") {
+        return;
+    }
+    let hub = compat_hub(8).await;
+    let client = hub.client(Proto::H1).await;
+    let target = topic_target(&[BOOKS_TEMPLATE, MARKER]);
+    let mut private = client
+        .open_stream(Request::sse(&target).bearer(&legacy_subscriber(json!(["*"]))))
+        .await;
+    let mut anonymous = client.open_stream(Request::sse(&target)).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/php/symfony_publish.php");
+    let url = format!("http://127.0.0.1:{}/.well-known/mercure", hub.addr.port());
+    let token = quick_start_publisher();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("php")
+            .args([script, &url, &token, "public", "private"])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("run php");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<&str> = stdout.lines().collect();
+    assert_eq!(ids.len(), 2, "{stdout}");
+    for (i, (kind, id)) in ["public", "private"].iter().zip(&ids).enumerate() {
+        assert!(id.starts_with("urn:uuid:"), "{id}");
+        let ev = private.next_event(DEADLINE).await.expect("the update");
+        assert_eq!(ev.id.as_deref(), Some(*id));
+        let data: Value = serde_json::from_str(&ev.data).unwrap();
+        assert_eq!(
+            data,
+            json!({"kind": kind, "text": format!("a b+c&d=é\n#{i}")})
+        );
+    }
+    publish_marker(&client, "marker").await;
+    let ev = anonymous.next_event(DEADLINE).await.expect("public update");
+    assert_eq!(ev.id.as_deref(), Some(ids[0]));
+    assert_eq!(next_data(&mut anonymous).await, "marker");
+    hub.shutdown().await;
+}
