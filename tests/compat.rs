@@ -497,6 +497,7 @@ fn quick_start_with_the_binary_and_curl() {
             .env("QUICKSILVER_ANONYMOUS", "1")
             .env("QUICKSILVER_ADDR", "127.0.0.1:0")
             .env("QUICKSILVER_HISTORY", "memory")
+            .env("QUICKSILVER_LOG_LEVEL", "trace")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -564,7 +565,54 @@ fn quick_start_with_the_binary_and_curl() {
             "{got:?}"
         );
     }
+    // A token in the `authorization` query parameter works and never reaches a log line (the
+    // hub logs no URIs), even at trace level: collect the whole log up to exit to check.
+    let query_jwt = sign(
+        "HS256",
+        &TestKey::hmac(SECRET.as_bytes()),
+        json!({"alg": "HS256", "typ": "JWT"}),
+        json!({"mercure": {"publish": ["*"]}, "jti": "query-token-marker"}),
+    );
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-d",
+            "topic=https://example.com/books/1",
+            "-d",
+            "data=by query",
+            &format!("{base}?authorization={query_jwt}"),
+        ])
+        .output()
+        .expect("run curl");
+    let id = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(id.starts_with("urn:uuid:"), "{id:?}");
+    for (_, out) in &subscribers {
+        let line = loop {
+            let line = out.recv_timeout(DEADLINE).expect("the second event");
+            if line.starts_with("data: ") {
+                break line;
+            }
+        };
+        assert_eq!(line, "data: by query");
+    }
     drop(subscribers);
+    let status = Command::new("kill")
+        .args(["-TERM", &hub.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let mut log = Vec::new();
+    while let Ok(line) = stderr.recv_timeout(DEADLINE) {
+        log.push(line);
+    }
+    assert!(
+        log.iter().any(|l| l.contains("update published")),
+        "trace logging is on: {log:?}"
+    );
+    for secret in [&jwt, &query_jwt] {
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!log.iter().any(|l| l.contains(signature)), "{log:?}");
+    }
     let _ = &mut hub;
 }
 

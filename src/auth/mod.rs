@@ -166,7 +166,8 @@ pub struct Credential<'a> {
 /// What a validated token says.
 #[derive(Debug, Clone)]
 pub struct Claims {
-    /// `exp`, seconds since the Unix epoch.
+    /// `exp`, seconds since the Unix epoch; `u64::MAX` when absent (only compatibility mode
+    /// accepts such tokens).
     pub exp: u64,
     pub sub: Option<String>,
     pub grants: Grants,
