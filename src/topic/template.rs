@@ -294,4 +294,76 @@ mod tests {
         assert!(matches("a+b(c)[d]$^{x}", "a+b(c)[d]$^1"));
         assert!(!matches("a+b{x}", "aab1"));
     }
+
+    use proptest::prelude::*;
+
+    /// RFC 6570 §3.2.1 percent-encoding for the given allowed set (unreserved, plus reserved).
+    fn encode(value: &str, allow_reserved: bool) -> String {
+        let mut out = String::new();
+        for b in value.bytes() {
+            let c = b as char;
+            if c.is_ascii_alphanumeric()
+                || "-._~".contains(c)
+                || (allow_reserved && ":/?#[]@!$&'()*+,;=".contains(c))
+            {
+                out.push(c);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        // Any input compiles or is refused without panicking.
+        #[test]
+        fn never_panics(template in "\\PC{0,40}") {
+            let _ = compile(&template);
+        }
+
+        // A template matches every expansion a level 1–3 expander produces for it.
+        #[test]
+        fn matches_its_expansions(
+            prefix in "[a-z:/.]{0,12}",
+            op in prop::sample::select(vec!["", "+", "#", ".", "/", ";", "?", "&"]),
+            values in prop::collection::vec(prop::option::of("\\PC{0,8}"), 1..4),
+            suffix in "[a-z/]{0,6}",
+        ) {
+            let names: Vec<String> = (0..values.len()).map(|i| format!("v{i}")).collect();
+            let template = format!("{prefix}{{{op}{}}}{suffix}", names.join(","));
+            let (first, sep, named, ifemp, reserved) = match op {
+                "" => ("", ",", false, "", false),
+                "+" => ("", ",", false, "", true),
+                "#" => ("#", ",", false, "", true),
+                "." => (".", ".", false, "", false),
+                "/" => ("/", "/", false, "", false),
+                ";" => (";", ";", true, "", false),
+                "?" => ("?", "&", true, "=", false),
+                _ => ("&", "&", true, "=", false),
+            };
+            let items: Vec<String> = names
+                .iter()
+                .zip(&values)
+                .filter_map(|(name, value)| {
+                    let value = value.as_ref()?;
+                    let encoded = encode(value, reserved);
+                    Some(match (named, value.is_empty()) {
+                        (false, _) => encoded,
+                        (true, true) => format!("{name}{ifemp}"),
+                        (true, false) => format!("{name}={encoded}"),
+                    })
+                })
+                .collect();
+            let expansion = if items.is_empty() {
+                String::new()
+            } else {
+                format!("{first}{}", items.join(sep))
+            };
+            let uri = format!("{prefix}{expansion}{suffix}");
+            let regex = compile(&template).unwrap();
+            prop_assert!(regex.is_match(&uri), "{} should match {}", template, uri);
+        }
+    }
 }
