@@ -23,7 +23,7 @@ pub struct TokenArgs {
     /// Signing key: an HMAC secret, or @file (the secret, or a PKCS#8 PEM private key)
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     pub key: String,
-    /// Algorithm (HS256, RS256, PS256, ES256, EdDSA…) [default: HS256]
+    /// Algorithm (HS256, RS256, PS256, ES256, EdDSA…)
     #[arg(long, value_name = "ALG", default_value = "HS256")]
     pub alg: String,
     /// Lifetime, e.g. 1h, 30m, 7d; 0 omits `exp` (only 0.x compatibility hubs accept that)
@@ -215,6 +215,31 @@ mod tests {
         );
         assert!(p.get("exp").is_none() && p.get("aud").is_none());
         assert!(p.get("authorization_details").is_none());
+    }
+
+    // `@file` PKCS#8 private keys sign the asymmetric algorithms.
+    #[test]
+    fn private_key_file() {
+        let a = TokenArgs {
+            key: concat!(
+                "@",
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/auth/testdata/p256_private.pem"
+            )
+            .into(),
+            alg: "ES256".into(),
+            publish: vec!["*".into()],
+            ..args()
+        };
+        let token = mint_token(&a, 1).unwrap();
+        let header = token.split('.').next().unwrap();
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&header).unwrap()["alg"],
+            "ES256"
+        );
     }
 
     #[test]
