@@ -3,6 +3,7 @@
 //! Pure and sync; never logs or returns a token.
 mod claims;
 mod grants;
+mod jwks;
 mod jws;
 mod keys;
 mod presentation;
@@ -15,6 +16,7 @@ pub use grants::{
     Grants, SubscribeDetail, MAX_DETAIL_TOPICS, MAX_LEGACY_ENTRIES, MAX_MERCURE_DETAILS,
     MERCURE_DETAIL_TYPE,
 };
+pub use jwks::JwksStatus;
 pub use jws::{mint, MAX_TOKEN_LEN};
 pub use presentation::{
     extract_token, extract_token_compat, LEGACY_COOKIE_NAME, MIN_COMPACT_JWS_LEN,
@@ -108,6 +110,10 @@ pub struct IssuerConfig {
     pub id: String,
     pub publisher: Option<KeyConfig>,
     pub subscriber: Option<KeyConfig>,
+    /// JWK Set file verifying publisher tokens (instead of `publisher`).
+    pub publisher_jwks: Option<std::path::PathBuf>,
+    /// JWK Set file verifying subscriber tokens (instead of `subscriber`).
+    pub subscriber_jwks: Option<std::path::PathBuf>,
     /// Advertised in `authorization_servers` of the resource metadata.
     pub authorization_server: bool,
 }

@@ -211,6 +211,8 @@ pub(crate) struct FileIssuer {
     pub(crate) publisher_alg: Option<Raw>,
     pub(crate) subscriber_key: Option<Raw>,
     pub(crate) subscriber_alg: Option<Raw>,
+    pub(crate) publisher_jwks: Option<Raw>,
+    pub(crate) subscriber_jwks: Option<Raw>,
     pub(crate) authorization_server: Option<Raw>,
 }
 
@@ -417,12 +419,14 @@ fn value_text(value: &toml::Value, is_list: bool) -> Result<String, &'static str
     }
 }
 
-const ISSUER_KEYS: [&str; 6] = [
+const ISSUER_KEYS: [&str; 8] = [
     "id",
     "publisher_key",
     "publisher_alg",
     "subscriber_key",
     "subscriber_alg",
+    "publisher_jwks",
+    "subscriber_jwks",
     "authorization_server",
 ];
 
@@ -454,6 +458,8 @@ fn read_issuers(path: &Path, value: &toml::Value, errors: &mut ConfigErrors) -> 
                 "id" => &mut issuer.id,
                 "publisher_key" => &mut issuer.publisher_key,
                 "publisher_alg" => &mut issuer.publisher_alg,
+                "publisher_jwks" => &mut issuer.publisher_jwks,
+                "subscriber_jwks" => &mut issuer.subscriber_jwks,
                 "subscriber_key" => &mut issuer.subscriber_key,
                 "subscriber_alg" => &mut issuer.subscriber_alg,
                 "authorization_server" => &mut issuer.authorization_server,

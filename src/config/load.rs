@@ -577,11 +577,13 @@ impl Resolver {
         let given = |raw: Option<&Raw>| raw.is_some_and(|raw| !raw.value.trim().is_empty());
         let file_issuers = self.layers.file_issuers.take().unwrap_or_default();
         let publisher_given = given(self.layers.get(Setting::PublisherJwtKey))
-            || file_issuers.iter().any(|i| given(i.publisher_key.as_ref()));
+            || file_issuers
+                .iter()
+                .any(|i| given(i.publisher_key.as_ref()) || given(i.publisher_jwks.as_ref()));
         let subscriber_given = given(self.layers.get(Setting::SubscriberJwtKey))
             || file_issuers
                 .iter()
-                .any(|i| given(i.subscriber_key.as_ref()));
+                .any(|i| given(i.subscriber_key.as_ref()) || given(i.subscriber_jwks.as_ref()));
         let publisher = self.layered_key(
             Setting::PublisherJwtKey,
             Setting::PublisherJwtAlg,
@@ -608,6 +610,8 @@ impl Resolver {
                 publisher,
                 subscriber,
                 authorization_server: false,
+                publisher_jwks: None,
+                subscriber_jwks: None,
             });
         }
         for (i, issuer) in issuers.iter().enumerate() {
@@ -658,6 +662,8 @@ impl Resolver {
             publisher: Some(key.clone()),
             subscriber: Some(key),
             authorization_server: false,
+            publisher_jwks: None,
+            subscriber_jwks: None,
         }];
         config.dev_secret = Some(secret);
         config.anonymous = true;
@@ -735,10 +741,19 @@ impl Resolver {
             }),
         };
         let has_key = |k: &Option<Raw>| k.as_ref().is_some_and(|r| !r.value.trim().is_empty());
-        if !has_key(&raw.publisher_key) && !has_key(&raw.subscriber_key) {
+        if [
+            &raw.publisher_key,
+            &raw.subscriber_key,
+            &raw.publisher_jwks,
+            &raw.subscriber_jwks,
+        ]
+        .iter()
+        .all(|k| !has_key(k))
+        {
             self.errors.push(
                 label.clone(),
-                "has neither publisher_key nor subscriber_key; its tokens could never be verified",
+                "has no publisher_key, subscriber_key, publisher_jwks or subscriber_jwks; its \
+                 tokens could never be verified",
             );
         }
         Some(IssuerConfig {
@@ -746,6 +761,16 @@ impl Resolver {
             publisher,
             subscriber,
             authorization_server,
+            publisher_jwks: raw
+                .publisher_jwks
+                .as_ref()
+                .filter(|r| !r.value.trim().is_empty())
+                .map(|r| r.resolve_path(r.value.trim())),
+            subscriber_jwks: raw
+                .subscriber_jwks
+                .as_ref()
+                .filter(|r| !r.value.trim().is_empty())
+                .map(|r| r.resolve_path(r.value.trim())),
         })
     }
 

@@ -861,3 +861,29 @@ fn compatibility_and_publish_origins() {
     let e = errs(&cli(&["--publish-origins", "nope"]), &keyed(&[]));
     assert!(e.iter().any(|(k, _)| k == "--publish-origins"));
 }
+
+// `[[issuers]]` may name a JWK Set file per role instead of a key (resolved against the TOML
+// file's directory); such an issuer satisfies the publisher/subscriber requirements.
+#[test]
+fn issuer_jwks_files() {
+    let file = temp_file(
+        "jwks.toml",
+        r#"
+[[issuers]]
+id = "https://idp.example"
+publisher_jwks = "idp-publisher.json"
+subscriber_jwks = "/etc/idp/subscriber.json"
+"#,
+    );
+    let config = ok(&cli(&["--config", file.to_str().unwrap()]), &HashMap::new());
+    let issuer = &config.issuers[0];
+    assert_eq!(
+        issuer.publisher_jwks.as_deref(),
+        Some(file.with_file_name("idp-publisher.json").as_path())
+    );
+    assert_eq!(
+        issuer.subscriber_jwks.as_deref(),
+        Some(std::path::Path::new("/etc/idp/subscriber.json"))
+    );
+    assert!(issuer.publisher.is_none() && config.dev_secret.is_none());
+}
