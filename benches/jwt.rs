@@ -83,6 +83,8 @@ fn verify(c: &mut Criterion) {
             publisher: Some(key.clone()),
             subscriber: Some(key),
             authorization_server: false,
+            publisher_jwks: None,
+            subscriber_jwks: None,
         };
         let verifier = Verifier::new(&[issuer], engine.clone()).unwrap();
         let token = mint(&claims, private, alg).unwrap();

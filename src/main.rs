@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use quicksilver::config::{self, Cli, Config, LogFormat, ProcessEnv};
+use quicksilver::config::{self, Cli, Command, Config, LogFormat, ProcessEnv};
 use quicksilver::server::{self, StartupError};
 
 #[global_allocator]
@@ -25,6 +25,22 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Some(Command::Token(args)) = &cli.command {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        return match config::mint_token(args, now) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("quicksilver token: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        };
+    }
     let config = match config::load(&cli, &ProcessEnv) {
         Ok(c) => c,
         Err(errors) => {

@@ -709,6 +709,8 @@ fn issuer(id: &str, publisher: Option<KeyConfig>, subscriber: Option<KeyConfig>)
         publisher,
         subscriber,
         authorization_server: false,
+        publisher_jwks: None,
+        subscriber_jwks: None,
     }
 }
 

@@ -37,6 +37,8 @@ fn issuer(id: &str, authorization_server: bool) -> IssuerConfig {
             key: format!("{id}-subscriber-secret-0123456789abcdef"),
             alg: Algorithm::HS256,
         }),
+        publisher_jwks: None,
+        subscriber_jwks: None,
         authorization_server,
     }
 }

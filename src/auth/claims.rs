@@ -14,13 +14,20 @@ struct IssuerOnly {
 
 /// Reads `iss` from the not yet authenticated payload; nothing else is looked at before the
 /// signature is verified.
+#[cfg(test)]
 pub(crate) fn read_issuer(payload: &[u8]) -> Result<String, String> {
+    read_issuer_opt(payload)?.ok_or_else(|| "iss is missing".to_owned())
+}
+
+/// `read_issuer`, with a missing `iss` as `None` (compatibility mode may map it to the sole
+/// issuer).
+pub(crate) fn read_issuer_opt(payload: &[u8]) -> Result<Option<String>, String> {
     if !is_json_object(payload) {
         return Err("payload is not a JSON object".to_owned());
     }
     let claims: IssuerOnly =
         serde_json::from_slice(payload).map_err(|e| format!("payload is not valid: {e}"))?;
-    claims.iss.ok_or_else(|| "iss is missing".to_owned())
+    Ok(claims.iss)
 }
 
 #[derive(Deserialize)]
@@ -35,23 +42,47 @@ struct Registered {
     sub: Option<String>,
     #[serde(default, deserialize_with = "present")]
     authorization_details: Option<Value>,
+    /// The 0.x claim (compatibility mode only).
+    #[serde(default)]
+    mercure: Option<Value>,
+    /// Its namespaced form, which wins over `mercure`.
+    #[serde(default, rename = "https://mercure.rocks/")]
+    mercure_namespaced: Option<Value>,
 }
 
 /// The authenticated claims the hub uses.
 #[derive(Debug)]
 pub(crate) struct Checked {
+    /// `u64::MAX` when absent (compatibility mode only).
     pub(crate) exp: u64,
     pub(crate) sub: Option<String>,
     pub(crate) authorization_details: Option<Value>,
+    /// The 0.x `mercure` claim (the namespaced one when both are present).
+    pub(crate) legacy: Option<Value>,
 }
 
 /// Checks `exp` (required, `now < exp`), `nbf` (if present, `nbf <= now`) and `aud` (must
 /// contain `audience`), with no clock-skew leeway: the spec and the reference hub allow none.
+#[cfg(test)]
 pub(crate) fn check(payload: &[u8], audience: &str, now: u64) -> Result<Checked, String> {
+    check_with(payload, Some(audience), now)
+}
+
+/// `check`; with `audience` `None` (compatibility mode) `aud` is not checked and `exp` is only
+/// enforced when present.
+pub(crate) fn check_with(
+    payload: &[u8],
+    audience: Option<&str>,
+    now: u64,
+) -> Result<Checked, String> {
     let claims: Registered =
         serde_json::from_slice(payload).map_err(|e| format!("payload is not valid: {e}"))?;
     let now_f = now as f64;
-    let exp = numeric_date("exp", claims.exp.as_ref().ok_or("exp is missing")?)?;
+    let exp = match (&claims.exp, audience) {
+        (Some(exp), _) => numeric_date("exp", exp)?,
+        (None, None) => f64::INFINITY,
+        (None, Some(_)) => return Err("exp is missing".to_owned()),
+    };
     if now_f >= exp {
         return Err("token has expired (exp)".to_owned());
     }
@@ -60,6 +91,15 @@ pub(crate) fn check(payload: &[u8], audience: &str, now: u64) -> Result<Checked,
             return Err("token is not yet valid (nbf)".to_owned());
         }
     }
+    let legacy = claims.mercure_namespaced.or(claims.mercure);
+    let Some(audience) = audience else {
+        return Ok(Checked {
+            exp: exp as u64,
+            sub: claims.sub,
+            authorization_details: claims.authorization_details,
+            legacy,
+        });
+    };
     match claims.aud.as_ref().ok_or("aud is missing")? {
         Value::String(aud) if aud == audience => {}
         Value::String(_) => return Err("aud is not this hub's resource identifier".to_owned()),
@@ -83,6 +123,7 @@ pub(crate) fn check(payload: &[u8], audience: &str, now: u64) -> Result<Checked,
         exp: exp as u64,
         sub: claims.sub,
         authorization_details: claims.authorization_details,
+        legacy,
     })
 }
 
@@ -144,6 +185,19 @@ mod tests {
         assert!(run(&format!(r#"{{"exp":9,"aud":"{AUD}/"}}"#), 1).is_err());
         assert!(run(r#"{"exp":9}"#, 1).is_err());
         assert!(run(r#"{"exp":9,"aud":null}"#, 1).is_err());
+    }
+
+    // Compatibility mode: no aud check, exp optional but enforced when present.
+    #[test]
+    #[allow(clippy::unwrap_used, reason = "constant inputs")]
+    fn relaxed() {
+        let run = |claims: &str, now| check_with(claims.as_bytes(), None, now);
+        assert_eq!(run("{}", 1).map(|c| c.exp), Ok(u64::MAX));
+        assert!(run(r#"{"exp":100}"#, 100).is_err());
+        assert!(run(r#"{"exp":100,"aud":"elsewhere"}"#, 99).is_ok());
+        assert!(run(r#"{"nbf":50}"#, 49).is_err());
+        let both = run(r#"{"mercure":{"a":1},"https://mercure.rocks/":{"b":2}}"#, 1).unwrap();
+        assert_eq!(both.legacy, Some(serde_json::json!({"b":2})));
     }
 
     #[test]

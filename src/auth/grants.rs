@@ -22,6 +22,8 @@ pub struct Grants {
     publish_all: bool,
     subscribe_all: bool,
     has_payloads: bool,
+    /// `mercure.payload` of a 0.x token: the payload when no matching entry carries one.
+    fallback_payload: Option<Value>,
 }
 
 /// One `subscribe` authorization detail: its matchers and optional payload.
@@ -66,6 +68,7 @@ impl Grants {
                     .any(|m| m.is_wildcard() || engine.matches(m, subscription))
             })
             .and_then(|detail| detail.payload.as_ref())
+            .or(self.fallback_payload.as_ref())
     }
 
     /// Grants nothing at all (no recognised action in any Mercure detail).
@@ -201,6 +204,64 @@ fn parse_detail(
     Ok(())
 }
 
+/// Most entries in each `publish` / `subscribe` array of a 0.x `mercure` claim.
+pub const MAX_LEGACY_ENTRIES: usize = 1000;
+
+/// The 0.x `mercure` claim (compatibility mode, only when the token has no
+/// `authorization_details`): `publish` / `subscribe` arrays of bare strings (exact-or-URI-template
+/// selectors, `*`) or `{match, match_type, payload}` objects, and `payload` as the fallback
+/// subscription payload.
+pub(crate) fn parse_legacy(claim: &Value, engine: &MatcherEngine) -> Result<Grants, String> {
+    let Value::Object(claim) = claim else {
+        return Err("the mercure claim is not an object".to_owned());
+    };
+    let mut grants = Grants::default();
+    for action in ["publish", "subscribe"] {
+        let entries = match claim.get(action) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(entries)) => entries,
+            Some(_) => return Err(format!("mercure.{action} is not an array")),
+        };
+        if entries.len() > MAX_LEGACY_ENTRIES {
+            return Err(format!(
+                "mercure.{action} has more than {MAX_LEGACY_ENTRIES} entries"
+            ));
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            let at = format!("mercure.{action}[{i}]");
+            let (matcher, payload) = match entry {
+                Value::String(selector) => (
+                    engine
+                        .compile(MatcherType::Template, selector)
+                        .map_err(|e| format!("{at}: {e}"))?,
+                    None,
+                ),
+                Value::Object(object) => (
+                    compile_topic(&at, entry, engine)?,
+                    object.get("payload").filter(|p| !p.is_null()).cloned(),
+                ),
+                _ => return Err(format!("{at} is neither a string nor an object")),
+            };
+            if action == "publish" {
+                grants.publish_all |= matcher.is_wildcard();
+                grants.publish.push(matcher);
+            } else {
+                grants.subscribe_all |= matcher.is_wildcard();
+                grants.has_payloads |= payload.is_some();
+                grants.subscribe.push(SubscribeDetail {
+                    matchers: vec![matcher],
+                    payload,
+                });
+            }
+        }
+    }
+    if let Some(payload) = claim.get("payload").filter(|p| !p.is_null()) {
+        grants.has_payloads = true;
+        grants.fallback_payload = Some(payload.clone());
+    }
+    Ok(grants)
+}
+
 /// One topic matcher object (spec, Topic Matcher List).
 fn compile_topic(at: &str, topic: &Value, engine: &MatcherEngine) -> Result<Matcher, String> {
     let Value::Object(topic) = topic else {
@@ -221,4 +282,65 @@ fn compile_topic(at: &str, topic: &Value, engine: &MatcherEngine) -> Result<Matc
     engine
         .compile(kind, pattern)
         .map_err(|e| format!("{at}.match: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test inputs are constants")]
+mod tests {
+    use super::*;
+    use crate::topic::HubUrl;
+    use serde_json::json;
+
+    fn engine() -> MatcherEngine {
+        let url = url::Url::parse("https://localhost/.well-known/mercure").unwrap();
+        MatcherEngine::new(HubUrl::new(&url), 100)
+    }
+
+    // Compatibility mode: strings are exact-or-template selectors, objects carry match /
+    // match_type / payload, and `mercure.payload` is the fallback subscription payload.
+    #[test]
+    fn legacy_claim() {
+        let e = engine();
+        let claim = json!({
+            "publish": ["https://example.com/books/{id}"],
+            "subscribe": [
+                "https://example.com/books/{id}",
+                {"match": "https://example.com/a/:x", "match_type": "urlpattern", "payload": {"p": 1}},
+            ],
+            "payload": {"user": "alice"},
+        });
+        let g = parse_legacy(&claim, &e).unwrap();
+        assert!(g.can_publish(&e, "https://example.com/books/1"));
+        assert!(!g.can_publish(&e, "https://example.com/a/1"));
+        assert!(!g.can_publish_all());
+        assert!(g.can_subscribe_any(&e, &["https://example.com/a/2".into()]));
+        assert!(!g.can_subscribe_any(&e, &["https://example.com/b".into()]));
+        assert_eq!(
+            g.payload_for(&e, "https://example.com/books/2"),
+            Some(&json!({"user": "alice"}))
+        );
+        assert_eq!(
+            g.payload_for(&e, "https://example.com/a/2"),
+            Some(&json!({"p": 1}))
+        );
+        assert_eq!(
+            g.payload_for(&e, "https://example.com/other"),
+            Some(&json!({"user": "alice"}))
+        );
+        let all = parse_legacy(&json!({"publish": ["*"], "subscribe": ["*"]}), &e).unwrap();
+        assert!(all.can_publish_all() && all.can_subscribe_all());
+        assert!(!all.has_payloads());
+        assert!(parse_legacy(&json!({}), &e).unwrap().is_empty());
+        for bad in [
+            json!("x"),
+            json!({"publish": "*"}),
+            json!({"publish": [1]}),
+            json!({"subscribe": [{"match": ""}]}),
+            json!({"subscribe": [{"match": "x", "match_type": "regex"}]}),
+            json!({"publish": vec!["x"; MAX_LEGACY_ENTRIES + 1]}),
+        ] {
+            assert!(parse_legacy(&bad, &e).is_err(), "{bad}");
+        }
+        assert!(parse_legacy(&json!({"publish": vec!["x"; MAX_LEGACY_ENTRIES]}), &e).is_ok());
+    }
 }

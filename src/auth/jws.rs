@@ -26,6 +26,8 @@ const MAX_SIGNATURE_LEN: usize = 1024;
 pub(crate) struct Compact<'a> {
     /// `alg` from the header; still to be compared with the key's pinned algorithm.
     pub(crate) alg: Algorithm,
+    /// `kid` from the header: only a JWK Set source looks at it, to pick among its keys.
+    pub(crate) kid: Option<String>,
     /// `BASE64URL(header) '.' BASE64URL(payload)`, the bytes the signature covers.
     pub(crate) signing_input: &'a [u8],
     /// Decoded payload, not yet authenticated.
@@ -43,8 +45,10 @@ struct Header {
     // §4.1.11) means the token needs processing we cannot do.
     #[serde(default, deserialize_with = "present")]
     crit: Option<IgnoredAny>,
-    // `kid`, `jwk`, `jku`, `x5u`, `x5c`… are deliberately not read: keys come from configuration
-    // only (spec, Token Validation).
+    #[serde(default, deserialize_with = "present")]
+    kid: Option<String>,
+    // `jwk`, `jku`, `x5u`, `x5c`… are deliberately not read: keys come from configuration only
+    // (spec, Token Validation); `kid` only selects among a configured JWK Set's keys.
 }
 
 /// Makes a member that is present with JSON `null` an error instead of "absent".
@@ -62,7 +66,14 @@ pub(crate) fn is_json_object(json: &[u8]) -> bool {
 }
 
 /// Splits and decodes `token`, checking the header's `typ`, `alg` and `crit`.
+#[cfg(test)]
 pub(crate) fn parse(token: &str) -> Result<Compact<'_>, String> {
+    parse_with(token, true)
+}
+
+/// `parse`, with the `typ` check optional (compatibility mode: 0.x tokens carry `typ: JWT` or
+/// none).
+pub(crate) fn parse_with(token: &str, require_typ: bool) -> Result<Compact<'_>, String> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(format!(
             "token of {} bytes exceeds {MAX_TOKEN_LEN}",
@@ -85,12 +96,13 @@ pub(crate) fn parse(token: &str) -> Result<Compact<'_>, String> {
         return Err("signature too large".to_owned());
     }
     let header = decode("header", header_b64)?;
-    let alg = check_header(&header)?;
+    let (alg, kid) = check_header(&header, require_typ)?;
     let payload = decode("payload", payload_b64)?;
     let signature = decode("signature", signature_b64)?;
     let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
     Ok(Compact {
         alg,
+        kid,
         signing_input,
         payload,
         signature,
@@ -105,13 +117,14 @@ fn decode(part: &str, b64: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{part} is not unpadded base64url: {e}"))
 }
 
-fn check_header(json: &[u8]) -> Result<Algorithm, String> {
+fn check_header(json: &[u8], require_typ: bool) -> Result<(Algorithm, Option<String>), String> {
     if !is_json_object(json) {
         return Err("header is not a JSON object".to_owned());
     }
     let header: Header =
         serde_json::from_slice(json).map_err(|e| format!("header is not valid: {e}"))?;
     match header.typ.as_deref() {
+        _ if !require_typ => {}
         None => return Err("header has no typ (at+jwt required)".to_owned()),
         Some(typ) if !is_at_jwt(typ) => {
             return Err("header typ is not at+jwt".to_owned());
@@ -125,7 +138,8 @@ fn check_header(json: &[u8]) -> Result<Algorithm, String> {
     if alg.eq_ignore_ascii_case("none") {
         return Err("alg none is never accepted".to_owned());
     }
-    Algorithm::from_name(&alg).ok_or_else(|| "header alg is not supported".to_owned())
+    let alg = Algorithm::from_name(&alg).ok_or_else(|| "header alg is not supported".to_owned())?;
+    Ok((alg, header.kid))
 }
 
 /// RFC 9068 §4 with RFC 7515 §4.1.9: `at+jwt`, case-insensitive, `application/` optional.
@@ -198,15 +212,25 @@ mod tests {
 
     #[test]
     fn header_must_be_object_without_crit() {
-        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt"}"#).is_ok());
-        assert!(check_header(br#"["HS256","at+jwt"]"#).is_err());
-        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#).is_err());
-        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt","crit":null}"#).is_err());
-        assert!(check_header(br#"{"alg":"HS256","typ":null}"#).is_err());
-        assert!(check_header(br#"{"alg":"HS256","alg":"HS256","typ":"at+jwt"}"#).is_err());
-        assert!(check_header(br#"{"alg":"hs256","typ":"at+jwt"}"#).is_err());
-        assert!(check_header(br#"{"alg":"none","typ":"at+jwt"}"#).is_err());
-        assert!(check_header(br#"{"typ":"at+jwt"}"#).is_err());
+        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt"}"#, true).is_ok());
+        assert!(check_header(br#"["HS256","at+jwt"]"#, true).is_err());
+        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"HS256","typ":"at+jwt","crit":null}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"HS256","typ":null}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"HS256","alg":"HS256","typ":"at+jwt"}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"hs256","typ":"at+jwt"}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"none","typ":"at+jwt"}"#, true).is_err());
+        assert!(check_header(br#"{"typ":"at+jwt"}"#, true).is_err());
+    }
+
+    // Compatibility mode: `typ` is not checked, everything else still is.
+    #[test]
+    fn typ_optional_in_compat() {
+        assert!(check_header(br#"{"alg":"HS256","typ":"JWT"}"#, false).is_ok());
+        assert!(check_header(br#"{"alg":"HS256"}"#, false).is_ok());
+        assert!(check_header(br#"{"alg":"HS256","typ":"JWT"}"#, true).is_err());
+        assert!(check_header(br#"{"alg":"none"}"#, false).is_err());
+        assert!(check_header(br#"{"alg":"HS256","crit":["exp"]}"#, false).is_err());
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub(crate) struct VerifyKey {
 enum Material {
     Hmac(hmac::Key),
     Public(signature::UnparsedPublicKey<Vec<u8>>),
+    /// An RSA JWK (`n`, `e`), verified with the parameters of its pinned algorithm.
+    RsaComponents(signature::RsaPublicKeyComponents<Vec<u8>>),
 }
 
 impl VerifyKey {
@@ -83,8 +85,102 @@ impl VerifyKey {
         match &self.material {
             Material::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
             Material::Public(key) => key.verify(message, signature).is_ok(),
+            Material::RsaComponents(key) => rsa_parameters(self.alg)
+                .is_some_and(|params| key.verify(params, message, signature).is_ok()),
         }
     }
+
+    /// A public JWK (RFC 7517, 7518 §6, 8037) bound to one algorithm: its `alg` when present
+    /// (which must fit the key type), else the only one the type allows (`RS256` for RSA).
+    /// `Ok(None)` for keys that can never verify a token here: `use` other than `sig`, symmetric
+    /// (`oct`: an HS* token must never verify against a published key) or unknown types.
+    pub(crate) fn from_jwk(
+        jwk: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<Self>, String> {
+        use base64::Engine as _;
+        let text = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+        if text("use").is_some_and(|u| u != "sig") {
+            return Ok(None);
+        }
+        let bytes = |name: &str| -> Result<Vec<u8>, String> {
+            let value = text(name).ok_or_else(|| format!("missing {name}"))?;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(value)
+                .map_err(|_| format!("{name} is not base64url"))
+        };
+        let declared = match text("alg") {
+            None => None,
+            Some(name) => match Algorithm::from_name(name) {
+                Some(alg) if !alg.is_hmac() => Some(alg),
+                _ => return Ok(None),
+            },
+        };
+        let fits = |allowed: &[Algorithm], default: Algorithm| match declared {
+            None => Ok(default),
+            Some(alg) if allowed.contains(&alg) => Ok(alg),
+            Some(alg) => Err(format!("alg {} does not fit the key type", alg.name())),
+        };
+        use Algorithm::*;
+        let (alg, material) = match (text("kty"), text("crv")) {
+            (Some("RSA"), _) => {
+                let alg = fits(&[RS256, RS384, RS512, PS256, PS384, PS512], RS256)?;
+                let n = bytes("n")?;
+                let e = bytes("e")?;
+                let significant = n.iter().skip_while(|&&b| b == 0).count();
+                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&(significant * 8)) {
+                    return Err(format!(
+                        "RSA modulus of {} bits (need {RSA_MIN_BITS}–{RSA_MAX_BITS})",
+                        significant * 8
+                    ));
+                }
+                (
+                    alg,
+                    Material::RsaComponents(signature::RsaPublicKeyComponents { n, e }),
+                )
+            }
+            (Some("EC"), Some(crv @ ("P-256" | "P-384"))) => {
+                let (alg, size) = if crv == "P-256" {
+                    (fits(&[ES256], ES256)?, 32)
+                } else {
+                    (fits(&[ES384], ES384)?, 48)
+                };
+                let (x, y) = (bytes("x")?, bytes("y")?);
+                if x.len() != size || y.len() != size {
+                    return Err(format!("{crv} coordinates must be {size} bytes"));
+                }
+                let mut point = Vec::with_capacity(1 + 2 * size);
+                point.push(0x04);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                let key = signature::UnparsedPublicKey::new(verification_algorithm(alg)?, point);
+                (alg, Material::Public(key))
+            }
+            (Some("OKP"), Some("Ed25519")) => {
+                let alg = fits(&[EdDSA], EdDSA)?;
+                let x = bytes("x")?;
+                if x.len() != 32 {
+                    return Err("Ed25519 x must be 32 bytes".to_owned());
+                }
+                let key = signature::UnparsedPublicKey::new(verification_algorithm(alg)?, x);
+                (alg, Material::Public(key))
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Self { alg, material }))
+    }
+}
+
+fn rsa_parameters(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
+    use Algorithm::*;
+    Some(match alg {
+        RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+        PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
 }
 
 fn is_pem(key: &str) -> bool {

@@ -3,6 +3,7 @@
 //! Pure and sync; never logs or returns a token.
 mod claims;
 mod grants;
+mod jwks;
 mod jws;
 mod keys;
 mod presentation;
@@ -12,10 +13,14 @@ mod verifier;
 mod tests;
 
 pub use grants::{
-    Grants, SubscribeDetail, MAX_DETAIL_TOPICS, MAX_MERCURE_DETAILS, MERCURE_DETAIL_TYPE,
+    Grants, SubscribeDetail, MAX_DETAIL_TOPICS, MAX_LEGACY_ENTRIES, MAX_MERCURE_DETAILS,
+    MERCURE_DETAIL_TYPE,
 };
+pub use jwks::JwksStatus;
 pub use jws::{mint, MAX_TOKEN_LEN};
-pub use presentation::{extract_token, MIN_COMPACT_JWS_LEN};
+pub use presentation::{
+    extract_token, extract_token_compat, LEGACY_COOKIE_NAME, MIN_COMPACT_JWS_LEN,
+};
 pub use verifier::Verifier;
 
 /// A JWS algorithm the hub can verify. `none` does not exist here.
@@ -105,6 +110,10 @@ pub struct IssuerConfig {
     pub id: String,
     pub publisher: Option<KeyConfig>,
     pub subscriber: Option<KeyConfig>,
+    /// JWK Set file verifying publisher tokens (instead of `publisher`).
+    pub publisher_jwks: Option<std::path::PathBuf>,
+    /// JWK Set file verifying subscriber tokens (instead of `subscriber`).
+    pub subscriber_jwks: Option<std::path::PathBuf>,
     /// Advertised in `authorization_servers` of the resource metadata.
     pub authorization_server: bool,
 }
@@ -148,6 +157,8 @@ pub enum AuthError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenSource {
     Header,
+    /// The `authorization` query parameter (compatibility mode only).
+    Query,
     Cookie,
 }
 
@@ -161,7 +172,8 @@ pub struct Credential<'a> {
 /// What a validated token says.
 #[derive(Debug, Clone)]
 pub struct Claims {
-    /// `exp`, seconds since the Unix epoch.
+    /// `exp`, seconds since the Unix epoch; `u64::MAX` when absent (only compatibility mode
+    /// accepts such tokens).
     pub exp: u64,
     pub sub: Option<String>,
     pub grants: Grants,

@@ -1,5 +1,6 @@
 //! Token presentation (spec, Presenting the Access Token): the `Authorization: Bearer` header,
-//! else the configured cookie. Never the query string; errors never quote the token.
+//! else the configured cookie; compatibility mode adds the `authorization` query parameter and
+//! the `mercureAuthorization` cookie. Errors never quote the token.
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderValue};
 
@@ -16,6 +17,29 @@ pub fn extract_token<'a>(
     headers: &'a HeaderMap,
     cookie_name: &str,
 ) -> Result<Option<Credential<'a>>, AuthError> {
+    extract(headers, None, &[cookie_name])
+}
+
+/// The 0.x cookie, read in compatibility mode when the configured cookie is absent.
+pub const LEGACY_COOKIE_NAME: &str = "mercureAuthorization";
+
+/// Compatibility mode (reference hub §3): the header, else the `authorization` query parameter
+/// (exactly one value of at least `MIN_COMPACT_JWS_LEN` characters, otherwise silently skipped),
+/// else the cookie `cookie_name`, else the `mercureAuthorization` cookie. `query` is the raw
+/// query string; a token in it is never percent-decoded (a compact JWS needs no encoding).
+pub fn extract_token_compat<'a>(
+    headers: &'a HeaderMap,
+    query: &'a str,
+    cookie_name: &str,
+) -> Result<Option<Credential<'a>>, AuthError> {
+    extract(headers, Some(query), &[cookie_name, LEGACY_COOKIE_NAME])
+}
+
+fn extract<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    cookie_names: &[&str],
+) -> Result<Option<Credential<'a>>, AuthError> {
     let mut authorization = headers.get_all(AUTHORIZATION).iter();
     if let Some(value) = authorization.next() {
         // A header, even malformed, excludes the cookie: the spec ignores the ambient cookie
@@ -30,17 +54,37 @@ pub fn extract_token<'a>(
             })
         });
     }
-    for value in headers.get_all(COOKIE) {
-        if let Some(token) = find_cookie(value.as_bytes(), cookie_name.as_bytes()) {
-            let token = std::str::from_utf8(token)
-                .map_err(|_| AuthError::InvalidToken("the token cookie is not UTF-8".to_owned()))?;
-            return Ok(Some(Credential {
-                token,
-                source: TokenSource::Cookie,
-            }));
+    if let Some(token) = query.and_then(query_token) {
+        return Ok(Some(Credential {
+            token,
+            source: TokenSource::Query,
+        }));
+    }
+    for cookie_name in cookie_names {
+        for value in headers.get_all(COOKIE) {
+            if let Some(token) = find_cookie(value.as_bytes(), cookie_name.as_bytes()) {
+                let token = std::str::from_utf8(token).map_err(|_| {
+                    AuthError::InvalidToken("the token cookie is not UTF-8".to_owned())
+                })?;
+                return Ok(Some(Credential {
+                    token,
+                    source: TokenSource::Cookie,
+                }));
+            }
         }
     }
     Ok(None)
+}
+
+/// The single `authorization` query parameter value, if plausible (reference hub §3 item 2).
+fn query_token(query: &str) -> Option<&str> {
+    let mut values = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(name, _)| *name == "authorization")
+        .map(|(_, value)| value);
+    let value = values.next()?;
+    (values.next().is_none() && value.len() >= MIN_COMPACT_JWS_LEN).then_some(value)
 }
 
 fn invalid_request(reason: &str) -> AuthError {
@@ -205,6 +249,44 @@ mod tests {
             format!("mercureaccess={TOKEN}; x{COOKIE_NAME}={TOKEN}; {COOKIE_NAME}x={TOKEN}"),
         )]);
         assert_eq!(got, Ok(None));
+    }
+
+    // Compatibility mode: header > `authorization` query parameter (one value, ≥ 41 chars) >
+    // configured cookie > `mercureAuthorization` cookie.
+    #[test]
+    fn compat_sources() {
+        let run = |pairs: &[(&'static str, String)], query: &str| {
+            let map = headers(pairs);
+            extract_token_compat(&map, query, COOKIE_NAME)
+                .map(|c| c.map(|c| (c.token.to_owned(), c.source)))
+        };
+        let q = format!("topic=x&authorization={TOKEN}");
+        assert_eq!(
+            run(&[("authorization", format!("Bearer {OTHER}"))], &q),
+            Ok(Some((OTHER.to_owned(), TokenSource::Header)))
+        );
+        let legacy = ("cookie", format!("{LEGACY_COOKIE_NAME}={OTHER}"));
+        assert_eq!(
+            run(std::slice::from_ref(&legacy), &q),
+            Ok(Some((TOKEN.to_owned(), TokenSource::Query)))
+        );
+        let twice = format!("{q}&authorization={OTHER}");
+        assert_eq!(
+            run(std::slice::from_ref(&legacy), &twice),
+            Ok(Some((OTHER.to_owned(), TokenSource::Cookie)))
+        );
+        assert_eq!(
+            run(std::slice::from_ref(&legacy), "authorization=short"),
+            Ok(Some((OTHER.to_owned(), TokenSource::Cookie)))
+        );
+        assert_eq!(
+            run(&[legacy, ("cookie", format!("{COOKIE_NAME}={TOKEN}"))], ""),
+            Ok(Some((TOKEN.to_owned(), TokenSource::Cookie)))
+        );
+        assert_eq!(run(&[], "access_token=x"), Ok(None));
+        // Modern mode reads neither.
+        let map = headers(&[("cookie", format!("{LEGACY_COOKIE_NAME}={OTHER}"))]);
+        assert!(extract_token(&map, COOKIE_NAME).unwrap().is_none());
     }
 
     #[test]

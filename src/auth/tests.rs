@@ -129,6 +129,8 @@ fn issuer(
         publisher: key(publisher),
         subscriber: key(subscriber),
         authorization_server: false,
+        publisher_jwks: None,
+        subscriber_jwks: None,
     }
 }
 
@@ -986,4 +988,30 @@ fn sub_is_optional_but_typed() {
         None
     );
     rejected(&v, &hs(&with(claims(), "sub", json!(42))));
+}
+
+// A JWK Set source must load at start, and a role cannot have both a key and a set.
+#[test]
+fn jwks_sources_are_checked_at_start() {
+    let dir = std::env::temp_dir().join(format!("quicksilver-jwks-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+    let mut config = issuer(ISS, Some((SECRET, Algorithm::HS256)), None);
+    config.publisher_jwks = Some(bad.clone());
+    let errors = Verifier::new(&[config], engine()).unwrap_err();
+    assert!(errors
+        .iter()
+        .any(|e| e.contains("both a publisher key and a publisher JWK Set")));
+    let mut config = issuer(ISS, None, None);
+    config.subscriber_jwks = Some(bad);
+    let errors = Verifier::new(&[config], engine()).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.contains("no usable signature key")),
+        "{errors:?}"
+    );
+    let mut config = issuer(ISS, None, None);
+    config.subscriber_jwks = Some(dir.join("missing.json"));
+    assert!(Verifier::new(&[config], engine()).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,8 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::jwks::JwksKeys;
 use super::keys::VerifyKey;
-use super::{claims, grants, jws, AuthError, Claims, Grants, IssuerConfig, KeyConfig, Role};
+use super::{
+    claims, grants, jws, AuthError, Claims, Grants, IssuerConfig, JwksStatus, KeyConfig, Role,
+};
 use crate::topic::MatcherEngine;
 
 /// Verifies tokens against the trusted issuers.
@@ -13,16 +16,26 @@ use crate::topic::MatcherEngine;
 pub struct Verifier {
     issuers: HashMap<Box<str>, IssuerKeys>,
     engine: Arc<MatcherEngine>,
+    /// Compatibility mode (`--protocol-version-compatibility`): relaxed `typ`/`aud`/`exp`/`iss`
+    /// checks and the 0.x `mercure` claim.
+    compat: bool,
 }
 
 #[derive(Debug)]
 struct IssuerKeys {
-    publisher: Option<VerifyKey>,
-    subscriber: Option<VerifyKey>,
+    publisher: Option<RoleKey>,
+    subscriber: Option<RoleKey>,
+}
+
+/// Where one role's verification keys come from.
+#[derive(Debug)]
+enum RoleKey {
+    Static(VerifyKey),
+    Jwks(JwksKeys),
 }
 
 impl IssuerKeys {
-    fn key(&self, role: Role) -> Option<&VerifyKey> {
+    fn key(&self, role: Role) -> Option<&RoleKey> {
         match role {
             Role::Publisher => self.publisher.as_ref(),
             Role::Subscriber => self.subscriber.as_ref(),
@@ -44,19 +57,41 @@ impl Verifier {
             if issuer.id.is_empty() {
                 errors.push(format!("{name}: the issuer identifier (iss) is empty"));
             }
-            if issuer.publisher.is_none() && issuer.subscriber.is_none() {
+            if issuer.publisher.is_none()
+                && issuer.subscriber.is_none()
+                && issuer.publisher_jwks.is_none()
+                && issuer.subscriber_jwks.is_none()
+            {
                 errors.push(format!("{name}: no publisher or subscriber key"));
             }
-            let mut load = |role: Role, config: &Option<KeyConfig>| {
-                config.as_ref().and_then(|config| {
-                    VerifyKey::from_config(config)
+            let mut load =
+                |role: Role, config: &Option<KeyConfig>, jwks: &Option<std::path::PathBuf>| match (
+                    config, jwks,
+                ) {
+                    (Some(_), Some(_)) => {
+                        errors.push(format!(
+                            "{name}: both a {0} key and a {0} JWK Set",
+                            role.name()
+                        ));
+                        None
+                    }
+                    (Some(config), None) => VerifyKey::from_config(config)
+                        .map(RoleKey::Static)
                         .map_err(|e| errors.push(format!("{name}, {} key: {e}", role.name())))
-                        .ok()
-                })
-            };
+                        .ok(),
+                    (None, Some(path)) => JwksKeys::load(path)
+                        .map(RoleKey::Jwks)
+                        .map_err(|e| errors.push(format!("{name}, {} JWK Set: {e}", role.name())))
+                        .ok(),
+                    (None, None) => None,
+                };
             let keys = IssuerKeys {
-                publisher: load(Role::Publisher, &issuer.publisher),
-                subscriber: load(Role::Subscriber, &issuer.subscriber),
+                publisher: load(Role::Publisher, &issuer.publisher, &issuer.publisher_jwks),
+                subscriber: load(
+                    Role::Subscriber,
+                    &issuer.subscriber,
+                    &issuer.subscriber_jwks,
+                ),
             };
             if loaded.contains_key(issuer.id.as_str()) {
                 errors.push(format!("{name}: declared more than once"));
@@ -68,10 +103,32 @@ impl Verifier {
             Ok(Self {
                 issuers: loaded,
                 engine,
+                compat: false,
             })
         } else {
             Err(errors)
         }
+    }
+    /// Turns compatibility mode on or off (reference hub §4): `typ` and `aud` are not checked,
+    /// `exp` is optional (enforced when present), a missing or unknown `iss` selects the sole
+    /// configured issuer, and a token without `authorization_details` is granted by its 0.x
+    /// `mercure` claim. Algorithm pinning and key binding are unchanged.
+    pub fn with_compat(mut self, compat: bool) -> Self {
+        self.compat = compat;
+        self
+    }
+    /// Every JWK Set source with its health, as (issuer, role, status), sorted.
+    pub fn jwks_status(&self) -> Vec<(String, Role, JwksStatus)> {
+        let mut out = Vec::new();
+        for (id, keys) in &self.issuers {
+            for role in [Role::Publisher, Role::Subscriber] {
+                if let Some(RoleKey::Jwks(set)) = keys.key(role) {
+                    out.push((id.to_string(), role, set.status()));
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.0, a.1.name()).cmp(&(&b.0, b.1.name())));
+        out
     }
     /// Whether any issuer has a key for `role`.
     pub fn has_role(&self, role: Role) -> bool {
@@ -97,14 +154,25 @@ impl Verifier {
     }
 
     fn check(&self, token: &str, role: Role, audience: &str, now: u64) -> Result<Claims, String> {
-        let compact = jws::parse(token)?;
-        let iss = claims::read_issuer(&compact.payload)?;
-        let issuer = self.issuers.get(iss.as_str()).ok_or_else(|| {
-            format!(
-                "iss {} is not a trusted issuer",
-                claims::describe_issuer(&iss)
-            )
-        })?;
+        let compact = jws::parse_with(token, !self.compat)?;
+        let iss = claims::read_issuer_opt(&compact.payload)?;
+        let known = iss.as_deref().and_then(|iss| self.issuers.get(iss));
+        // Compatibility mode: 0.x tokens carry no (or any) `iss`; with one issuer there is no
+        // ambiguity about whose keys verify them.
+        let sole = (self.compat && self.issuers.len() == 1)
+            .then(|| self.issuers.iter().next())
+            .flatten();
+        let (iss, issuer) = match (known, sole, iss) {
+            (Some(issuer), _, Some(iss)) => (iss, issuer),
+            (_, Some((id, issuer)), _) => (id.to_string(), issuer),
+            (_, _, Some(iss)) => {
+                return Err(format!(
+                    "iss {} is not a trusted issuer",
+                    claims::describe_issuer(&iss)
+                ))
+            }
+            (_, _, None) => return Err("iss is missing".to_owned()),
+        };
         let key = issuer.key(role).ok_or_else(|| {
             format!(
                 "issuer {} has no {} key",
@@ -112,22 +180,35 @@ impl Verifier {
                 role.name()
             )
         })?;
-        // RFC 8725 §3.1: the key's configured algorithm decides, the token only has to agree.
-        if compact.alg != key.alg() {
-            return Err(format!(
-                "alg {} does not match the {} key's {}",
-                compact.alg.name(),
-                role.name(),
-                key.alg().name()
-            ));
+        match key {
+            RoleKey::Static(key) => {
+                // RFC 8725 §3.1: the key's configured algorithm decides, the token only has to
+                // agree.
+                if compact.alg != key.alg() {
+                    return Err(format!(
+                        "alg {} does not match the {} key's {}",
+                        compact.alg.name(),
+                        role.name(),
+                        key.alg().name()
+                    ));
+                }
+                if !key.verify(compact.signing_input, &compact.signature) {
+                    return Err("signature verification failed".to_owned());
+                }
+            }
+            RoleKey::Jwks(set) => set.verify(
+                compact.kid.as_deref(),
+                compact.alg,
+                compact.signing_input,
+                &compact.signature,
+            )?,
         }
-        if !key.verify(compact.signing_input, &compact.signature) {
-            return Err("signature verification failed".to_owned());
-        }
-        let checked = claims::check(&compact.payload, audience, now)?;
-        let grants = match checked.authorization_details {
-            None => Grants::default(),
-            Some(details) => grants::parse(details, &self.engine)?,
+        let audience = (!self.compat).then_some(audience);
+        let checked = claims::check_with(&compact.payload, audience, now)?;
+        let grants = match (checked.authorization_details, &checked.legacy) {
+            (Some(details), _) => grants::parse(details, &self.engine)?,
+            (None, Some(legacy)) if self.compat => grants::parse_legacy(legacy, &self.engine)?,
+            (None, _) => Grants::default(),
         };
         Ok(Claims {
             exp: checked.exp,

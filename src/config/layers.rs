@@ -40,10 +40,12 @@ pub(crate) enum Setting {
     ShutdownGrace,
     LogFormat,
     LogLevel,
+    ProtocolVersionCompatibility,
+    PublishOrigins,
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 30] = [
+    pub(crate) const ALL: [Setting; 32] = [
         Setting::Addr,
         Setting::TlsAddr,
         Setting::TlsCert,
@@ -74,6 +76,8 @@ impl Setting {
         Setting::ShutdownGrace,
         Setting::LogFormat,
         Setting::LogLevel,
+        Setting::ProtocolVersionCompatibility,
+        Setting::PublishOrigins,
     ];
 
     /// The flag name without `--`.
@@ -109,6 +113,8 @@ impl Setting {
             Setting::ShutdownGrace => "shutdown-grace",
             Setting::LogFormat => "log-format",
             Setting::LogLevel => "log-level",
+            Setting::ProtocolVersionCompatibility => "protocol-version-compatibility",
+            Setting::PublishOrigins => "publish-origins",
         }
     }
 
@@ -205,6 +211,8 @@ pub(crate) struct FileIssuer {
     pub(crate) publisher_alg: Option<Raw>,
     pub(crate) subscriber_key: Option<Raw>,
     pub(crate) subscriber_alg: Option<Raw>,
+    pub(crate) publisher_jwks: Option<Raw>,
+    pub(crate) subscriber_jwks: Option<Raw>,
     pub(crate) authorization_server: Option<Raw>,
 }
 
@@ -307,6 +315,10 @@ fn cli_layer(cli: &Cli) -> HashMap<Setting, Raw> {
             Setting::ShutdownGrace => cli.shutdown_grace.clone(),
             Setting::LogFormat => cli.log_format.clone(),
             Setting::LogLevel => cli.log_level.clone(),
+            Setting::ProtocolVersionCompatibility => cli.protocol_version_compatibility.clone(),
+            Setting::PublishOrigins => {
+                (!cli.publish_origins.is_empty()).then(|| cli.publish_origins.join(","))
+            }
         };
         if let Some(value) = value {
             values.insert(
@@ -355,7 +367,8 @@ fn read_file(path: &Path, layers: &mut Layers, errors: &mut ConfigErrors) {
             );
             continue;
         };
-        match value_text(&value, key == Setting::CorsOrigins) {
+        let is_list = matches!(key, Setting::CorsOrigins | Setting::PublishOrigins);
+        match value_text(&value, is_list) {
             Ok(text) => {
                 layers.file.insert(
                     key,
@@ -406,12 +419,14 @@ fn value_text(value: &toml::Value, is_list: bool) -> Result<String, &'static str
     }
 }
 
-const ISSUER_KEYS: [&str; 6] = [
+const ISSUER_KEYS: [&str; 8] = [
     "id",
     "publisher_key",
     "publisher_alg",
     "subscriber_key",
     "subscriber_alg",
+    "publisher_jwks",
+    "subscriber_jwks",
     "authorization_server",
 ];
 
@@ -443,6 +458,8 @@ fn read_issuers(path: &Path, value: &toml::Value, errors: &mut ConfigErrors) -> 
                 "id" => &mut issuer.id,
                 "publisher_key" => &mut issuer.publisher_key,
                 "publisher_alg" => &mut issuer.publisher_alg,
+                "publisher_jwks" => &mut issuer.publisher_jwks,
+                "subscriber_jwks" => &mut issuer.subscriber_jwks,
                 "subscriber_key" => &mut issuer.subscriber_key,
                 "subscriber_alg" => &mut issuer.subscriber_alg,
                 "authorization_server" => &mut issuer.authorization_server,

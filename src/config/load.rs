@@ -144,13 +144,25 @@ pub struct Cli {
     /// Log filter, e.g. info or quicksilver=debug [default: info]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Mercure 0.x compatibility: 8, or 7 (adds what 7 had) [default: off]. Weakens token
+    /// validation (no typ/aud, optional exp): see the README's migration section
+    #[arg(long, value_name = "VERSION")]
+    pub protocol_version_compatibility: Option<String>,
+    /// Origins allowed to publish with the cookie (CSRF allowlist, besides the hub's own origin
+    /// and --cors-origins): scheme://host[:port], `*`, or a `*` prefix/suffix wildcard; comma or
+    /// space separated, repeatable
+    #[arg(long, value_name = "ORIGINS")]
+    pub publish_origins: Vec<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
-/// Subcommands (none yet).
+/// Subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Mint an access token (printed on stdout) for development and scripts
+    Token(super::token::TokenArgs),
+}
 
 /// Where environment variables come from (tests pass a map instead of mutating the process).
 pub trait EnvSource {
@@ -261,6 +273,31 @@ impl Resolver {
         config.resource_identifier = resource_identifier.map(|(text, _)| text.trim().to_owned());
 
         config.cors_origins = self.cors_origins();
+        config.publish_origins = self.publish_origins();
+        config.protocol_version_compatibility =
+            self.value(Setting::ProtocolVersionCompatibility, None, |s| {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    "" | "0" | "off" | "false" | "none" => Ok(None),
+                    "7" => Ok(Some(7)),
+                    "8" => Ok(Some(8)),
+                    _ => Err(format!(
+                        "{s:?} is not a compatibility version (7, 8, or off)"
+                    )),
+                }
+            });
+        if let Some(v) = config.protocol_version_compatibility {
+            self.warnings.push(format!(
+                "--protocol-version-compatibility {v}: Mercure 0.x clients are accepted, which \
+                 weakens token validation (typ and aud not checked, exp optional, iss optional \
+                 with one issuer, tokens read from the query string and the mercureAuthorization \
+                 cookie{}); migrate clients and turn it off",
+                if v == 7 {
+                    ", public publishes to ungranted topics"
+                } else {
+                    ""
+                }
+            ));
+        }
         config.cookie_name = self.value(
             Setting::CookieName,
             defaults.cookie_name,
@@ -436,6 +473,31 @@ impl Resolver {
         origins
     }
 
+    fn publish_origins(&mut self) -> Vec<String> {
+        let Some(raw) = self.layers.get(Setting::PublishOrigins).cloned() else {
+            return Vec::new();
+        };
+        let mut origins: Vec<String> = Vec::new();
+        for item in parse::split_list(&raw.value) {
+            let item = item.trim();
+            // `*` and wildcard forms are fine here: this list grants no CORS credentials.
+            let parsed = if item == "*" || item.contains('*') {
+                Ok(item.to_ascii_lowercase())
+            } else {
+                parse::parse_origin(item)
+            };
+            match parsed {
+                Ok(origin) if !origins.contains(&origin) => origins.push(origin),
+                Ok(_) => {}
+                Err(reason) => self.errors.push(
+                    Setting::PublishOrigins.flag(),
+                    format!("{reason} ({})", raw.source()),
+                ),
+            }
+        }
+        origins
+    }
+
     fn history(&mut self, default: HistoryConfig) -> HistoryConfig {
         #[derive(Clone, Copy)]
         enum Kind {
@@ -515,11 +577,13 @@ impl Resolver {
         let given = |raw: Option<&Raw>| raw.is_some_and(|raw| !raw.value.trim().is_empty());
         let file_issuers = self.layers.file_issuers.take().unwrap_or_default();
         let publisher_given = given(self.layers.get(Setting::PublisherJwtKey))
-            || file_issuers.iter().any(|i| given(i.publisher_key.as_ref()));
+            || file_issuers
+                .iter()
+                .any(|i| given(i.publisher_key.as_ref()) || given(i.publisher_jwks.as_ref()));
         let subscriber_given = given(self.layers.get(Setting::SubscriberJwtKey))
             || file_issuers
                 .iter()
-                .any(|i| given(i.subscriber_key.as_ref()));
+                .any(|i| given(i.subscriber_key.as_ref()) || given(i.subscriber_jwks.as_ref()));
         let publisher = self.layered_key(
             Setting::PublisherJwtKey,
             Setting::PublisherJwtAlg,
@@ -546,6 +610,8 @@ impl Resolver {
                 publisher,
                 subscriber,
                 authorization_server: false,
+                publisher_jwks: None,
+                subscriber_jwks: None,
             });
         }
         for (i, issuer) in issuers.iter().enumerate() {
@@ -596,6 +662,8 @@ impl Resolver {
             publisher: Some(key.clone()),
             subscriber: Some(key),
             authorization_server: false,
+            publisher_jwks: None,
+            subscriber_jwks: None,
         }];
         config.dev_secret = Some(secret);
         config.anonymous = true;
@@ -673,10 +741,19 @@ impl Resolver {
             }),
         };
         let has_key = |k: &Option<Raw>| k.as_ref().is_some_and(|r| !r.value.trim().is_empty());
-        if !has_key(&raw.publisher_key) && !has_key(&raw.subscriber_key) {
+        if [
+            &raw.publisher_key,
+            &raw.subscriber_key,
+            &raw.publisher_jwks,
+            &raw.subscriber_jwks,
+        ]
+        .iter()
+        .all(|k| !has_key(k))
+        {
             self.errors.push(
                 label.clone(),
-                "has neither publisher_key nor subscriber_key; its tokens could never be verified",
+                "has no publisher_key, subscriber_key, publisher_jwks or subscriber_jwks; its \
+                 tokens could never be verified",
             );
         }
         Some(IssuerConfig {
@@ -684,6 +761,16 @@ impl Resolver {
             publisher,
             subscriber,
             authorization_server,
+            publisher_jwks: raw
+                .publisher_jwks
+                .as_ref()
+                .filter(|r| !r.value.trim().is_empty())
+                .map(|r| r.resolve_path(r.value.trim())),
+            subscriber_jwks: raw
+                .subscriber_jwks
+                .as_ref()
+                .filter(|r| !r.value.trim().is_empty())
+                .map(|r| r.resolve_path(r.value.trim())),
         })
     }
 

@@ -5,8 +5,10 @@ mod load;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod token;
 
-pub use load::{load, Cli, ConfigErrors, EnvSource, ProcessEnv, DEFAULT_ADDR};
+pub use load::{load, Cli, Command, ConfigErrors, EnvSource, ProcessEnv, DEFAULT_ADDR};
+pub use token::{mint_token, TokenArgs, DEFAULT_TOKEN_AUDIENCE};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +36,11 @@ pub struct Config {
     pub anonymous: bool,
     /// Origins allowed for credentialed CORS (exact `scheme://host[:port]`, lower case).
     pub cors_origins: Vec<String>,
+    /// Extra origins allowed to publish with the cookie (CSRF), besides the hub's own origin
+    /// and `cors_origins`: `scheme://host[:port]`, `*`, or a `*` prefix/suffix wildcard.
+    pub publish_origins: Vec<String>,
+    /// Mercure 0.x compatibility (`7` or `8`); `None` is the default, modern-only mode.
+    pub protocol_version_compatibility: Option<u8>,
     /// Name of the cookie carrying the access token.
     pub cookie_name: String,
     /// Idle period before a `:` heartbeat comment; `None` disables heartbeats.
@@ -61,6 +68,19 @@ pub struct Config {
     /// Accepted but doubtful settings (short HMAC secret, non-https resource identifier), for
     /// `main` to log once logging is set up.
     pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Whether the behaviours of protocol version `version` (7 or 8) are enabled: compatibility
+    /// `8` enables v8's, `7` enables v7's and v8's (reference hub §4).
+    pub fn compat(&self, version: u8) -> bool {
+        self.protocol_version_compatibility
+            .is_some_and(|c| version >= c)
+    }
+    /// Whether any compatibility mode is on.
+    pub fn compat_any(&self) -> bool {
+        self.protocol_version_compatibility.is_some()
+    }
 }
 
 /// The TLS listener.
@@ -130,6 +150,8 @@ impl Default for Config {
             hub_url: default_hub_url(),
             anonymous: false,
             cors_origins: Vec::new(),
+            publish_origins: Vec::new(),
+            protocol_version_compatibility: None,
             cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
             heartbeat: Some(Duration::from_secs(40)),
             write_timeout: Some(Duration::from_secs(600)),

@@ -816,3 +816,74 @@ fn boolean_flags_and_env() {
     );
     assert_eq!(keys(&e), ["--anonymous"]);
 }
+
+// `--protocol-version-compatibility`: off by default, 7 or 8 from any layer with a warning,
+// anything else an error; `--publish-origins` accepts `*` and wildcards.
+#[test]
+fn compatibility_and_publish_origins() {
+    let c = ok(&cli(&[]), &keyed(&[]));
+    assert_eq!(c.protocol_version_compatibility, None);
+    assert!(!c.compat(8) && !c.compat_any());
+    let c = ok(
+        &cli(&[]),
+        &keyed(&[("QUICKSILVER_PROTOCOL_VERSION_COMPATIBILITY", "8")]),
+    );
+    assert!(c.compat(8) && !c.compat(7));
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.contains("--protocol-version-compatibility 8")));
+    let c = ok(
+        &cli(&["--protocol-version-compatibility", "7"]),
+        &keyed(&[]),
+    );
+    assert!(c.compat(7) && c.compat(8));
+    let e = errs(
+        &cli(&["--protocol-version-compatibility", "9"]),
+        &keyed(&[]),
+    );
+    assert!(e
+        .iter()
+        .any(|(k, _)| k == "--protocol-version-compatibility"));
+    let c = ok(
+        &cli(&[
+            "--publish-origins",
+            "*",
+            "--publish-origins",
+            "https://*.example.com, https://a.test",
+        ]),
+        &keyed(&[]),
+    );
+    assert_eq!(
+        c.publish_origins,
+        vec!["*", "https://*.example.com", "https://a.test"]
+    );
+    let e = errs(&cli(&["--publish-origins", "nope"]), &keyed(&[]));
+    assert!(e.iter().any(|(k, _)| k == "--publish-origins"));
+}
+
+// `[[issuers]]` may name a JWK Set file per role instead of a key (resolved against the TOML
+// file's directory); such an issuer satisfies the publisher/subscriber requirements.
+#[test]
+fn issuer_jwks_files() {
+    let file = temp_file(
+        "jwks.toml",
+        r#"
+[[issuers]]
+id = "https://idp.example"
+publisher_jwks = "idp-publisher.json"
+subscriber_jwks = "/etc/idp/subscriber.json"
+"#,
+    );
+    let config = ok(&cli(&["--config", file.to_str().unwrap()]), &HashMap::new());
+    let issuer = &config.issuers[0];
+    assert_eq!(
+        issuer.publisher_jwks.as_deref(),
+        Some(file.with_file_name("idp-publisher.json").as_path())
+    );
+    assert_eq!(
+        issuer.subscriber_jwks.as_deref(),
+        Some(std::path::Path::new("/etc/idp/subscriber.json"))
+    );
+    assert!(issuer.publisher.is_none() && config.dev_secret.is_none());
+}

@@ -193,6 +193,21 @@ fn health(state: &AppState) -> Response<HubBody> {
     if let Some(e) = history_error {
         body["history_error"] = e.into();
     }
+    // JWK Set sources: a failed re-read keeps the last good set, and shows here.
+    let jwks: Vec<serde_json::Value> = state
+        .verifier
+        .jwks_status()
+        .into_iter()
+        .map(|(issuer, role, s)| {
+            serde_json::json!({
+                "issuer": issuer, "role": role.name(), "source": s.source, "keys": s.keys,
+                "loads": s.loads, "error": s.error,
+            })
+        })
+        .collect();
+    if !jwks.is_empty() {
+        body["jwks"] = jwks.into();
+    }
     response::full(status, "application/json", format!("{body}\n"))
 }
 

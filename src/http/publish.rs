@@ -6,7 +6,7 @@ use hyper::body::Incoming;
 
 use super::form::{self, FormLimits};
 use super::{read_body, response, unix_now, AppState, HubBody, RequestContext};
-use crate::auth::{extract_token, AuthError, Role, TokenSource};
+use crate::auth::{extract_token, extract_token_compat, AuthError, Role, TokenSource};
 use crate::config::Config;
 use crate::error::HubError;
 use crate::hub;
@@ -18,8 +18,16 @@ pub async fn handle(
 ) -> Result<Response<HubBody>, HubError> {
     let (parts, body) = req.into_parts();
     // Authorization first: an unauthenticated client learns nothing about limits or topics.
-    let cred =
-        extract_token(&parts.headers, &state.config.cookie_name)?.ok_or(AuthError::Missing)?;
+    let cred = if state.config.compat_any() {
+        extract_token_compat(
+            &parts.headers,
+            parts.uri.query().unwrap_or(""),
+            &state.config.cookie_name,
+        )?
+    } else {
+        extract_token(&parts.headers, &state.config.cookie_name)?
+    }
+    .ok_or(AuthError::Missing)?;
     if cred.source == TokenSource::Cookie {
         check_csrf(&parts.headers, ctx, &state.config)?;
     }
@@ -47,13 +55,22 @@ pub async fn handle(
     };
     let publication = form::parse_publication(&bytes, limits)?;
     let engine = state.hub.engine();
+    let private = publication.private;
     let update = hub::validate(publication, engine.hub())?;
     // Spec "Publishers": every topic, canonical and alternate, needs a publish grant.
-    if let Some(topic) = update
+    // Compatibility 7 accepted public updates to any topic (reference hub §4).
+    let ungranted = update
         .topics()
         .iter()
-        .find(|t| !claims.grants.can_publish(engine, t))
-    {
+        .find(|t| !claims.grants.can_publish(engine, t));
+    let v7_public = state.config.compat(7) && !private;
+    if let (Some(topic), true) = (ungranted, v7_public) {
+        tracing::warn!(
+            topic = %topic.escape_debug(),
+            "deprecated: public update to a topic the token does not grant (accepted by \
+             --protocol-version-compatibility 7 only)"
+        );
+    } else if let Some(topic) = ungranted {
         return Err(AuthError::InsufficientScope(format!(
             "no publish grant for topic {:?}",
             &**topic
@@ -66,7 +83,8 @@ pub async fn handle(
 }
 
 /// Spec "Security Considerations": cookie-authenticated publishing must come from an expected
-/// origin (`Origin`, else the origin of `Referer`): the hub's own origin or a CORS-allowed one.
+/// origin (`Origin`, else the origin of `Referer`): the hub's own origin, a CORS-allowed one, or
+/// one of `--publish-origins` (`*`, exact, or a `*` prefix/suffix wildcard).
 fn check_csrf(headers: &HeaderMap, ctx: &RequestContext, config: &Config) -> Result<(), HubError> {
     let origin = match headers.get(ORIGIN).and_then(|v| v.to_str().ok()) {
         Some(o) => Some(o.to_ascii_lowercase()),
@@ -87,6 +105,10 @@ fn check_csrf(headers: &HeaderMap, ctx: &RequestContext, config: &Config) -> Res
             .cors_origins
             .iter()
             .any(|o| o.eq_ignore_ascii_case(&origin))
+        || config
+            .publish_origins
+            .iter()
+            .any(|allowed| origin_allowed(allowed, &origin))
     {
         Ok(())
     } else {
@@ -94,5 +116,46 @@ fn check_csrf(headers: &HeaderMap, ctx: &RequestContext, config: &Config) -> Res
             "cookie-authenticated publish from a foreign origin {origin:?}"
         ))
         .into())
+    }
+}
+
+/// One `--publish-origins` entry against a lower-cased origin.
+fn origin_allowed(allowed: &str, origin: &str) -> bool {
+    match allowed.split_once('*') {
+        None => allowed.eq_ignore_ascii_case(origin),
+        Some((prefix, suffix)) => {
+            origin.len() >= prefix.len() + suffix.len()
+                && origin.starts_with(prefix)
+                && origin.ends_with(suffix)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn publish_origin_patterns() {
+        assert!(origin_allowed("*", "https://any.example"));
+        assert!(origin_allowed("https://app.example", "https://app.example"));
+        assert!(!origin_allowed(
+            "https://app.example",
+            "https://app.example.evil"
+        ));
+        assert!(origin_allowed(
+            "https://*.example.com",
+            "https://a.example.com"
+        ));
+        assert!(!origin_allowed(
+            "https://*.example.com",
+            "https://example.com"
+        ));
+        assert!(!origin_allowed(
+            "https://*.example.com",
+            "http://a.example.com"
+        ));
+        assert!(origin_allowed("*.example.com", "http://a.example.com"));
+        assert!(origin_allowed("https://app.*", "https://app.test"));
     }
 }

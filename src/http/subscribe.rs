@@ -11,7 +11,7 @@ use rand::Rng;
 
 use super::form::pairs;
 use super::{read_body, unix_now, AppState, ConnInfo, HubBody, RequestContext};
-use crate::auth::{extract_token, AuthError, Role};
+use crate::auth::{extract_token, extract_token_compat, AuthError, Role};
 use crate::error::HubError;
 use crate::hub::{CursorRequest, StreamOptions};
 use crate::sse::SseBody;
@@ -24,19 +24,41 @@ pub const MAX_MATCHERS: usize = 100;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SubscribeParams {
     pub matchers: Vec<(MatcherType, String)>,
-    /// First `last_event_id` (the query's wins over the body's, as it comes first).
+    /// First `last_event_id` (the query's wins over the body's, as it comes first); in
+    /// compatibility mode, else the first `lastEventID`, else (7) the first `Last-Event-ID`.
     pub last_event_id: Option<String>,
 }
 
 /// Sorts parameters into matchers and the cursor. Any other name in the case-insensitive
 /// `match` namespace is rejected; unrelated parameters are ignored.
+#[cfg(test)]
 pub fn parse_params(
     pairs: impl Iterator<Item = Result<(String, String), HubError>>,
 ) -> Result<SubscribeParams, HubError> {
+    parse_params_compat(pairs, None)
+}
+
+/// `parse_params` under `--protocol-version-compatibility` `compat` (reference hub §4): `topic`
+/// is a 0.x selector (exact, then URI Template), and the 0.x cursor parameters are read after
+/// `last_event_id`.
+pub fn parse_params_compat(
+    pairs: impl Iterator<Item = Result<(String, String), HubError>>,
+    compat: Option<u8>,
+) -> Result<SubscribeParams, HubError> {
     let mut params = SubscribeParams::default();
+    let (mut legacy_cursor, mut v7_cursor) = (None, None);
     for pair in pairs {
         let (name, value) = pair?;
         let kind = match name.as_str() {
+            "topic" if compat.is_some() => Some(MatcherType::Template),
+            "lastEventID" if compat.is_some() => {
+                legacy_cursor.get_or_insert(value);
+                continue;
+            }
+            "Last-Event-ID" if compat == Some(7) => {
+                v7_cursor.get_or_insert(value);
+                continue;
+            }
             "match" | "match_exact" => Some(MatcherType::Exact),
             "match_urlpattern" => Some(MatcherType::UrlPattern),
             "last_event_id" => {
@@ -70,6 +92,7 @@ pub fn parse_params(
             "missing \"match\" subscription parameter",
         ));
     }
+    params.last_event_id = params.last_event_id.or(legacy_cursor).or(v7_cursor);
     Ok(params)
 }
 
@@ -87,7 +110,10 @@ pub async fn handle(
         drop(body);
         bytes::Bytes::new()
     };
-    let params = parse_params(pairs(&query).chain(pairs(&body_bytes)))?;
+    let params = parse_params_compat(
+        pairs(&query).chain(pairs(&body_bytes)),
+        state.config.protocol_version_compatibility,
+    )?;
 
     // Spec "Reconnection": the header takes precedence over the parameter.
     let header_cursor = match parts.headers.get("last-event-id") {
@@ -105,7 +131,16 @@ pub async fn handle(
     };
 
     let claims = if state.verifier.has_role(Role::Subscriber) {
-        match extract_token(&parts.headers, &state.config.cookie_name)? {
+        let token = if state.config.compat_any() {
+            extract_token_compat(
+                &parts.headers,
+                parts.uri.query().unwrap_or(""),
+                &state.config.cookie_name,
+            )?
+        } else {
+            extract_token(&parts.headers, &state.config.cookie_name)?
+        };
+        match token {
             Some(cred) => Some(state.verifier.verify(
                 cred.token,
                 Role::Subscriber,
@@ -187,12 +222,14 @@ fn deadline(state: &AppState, exp: Option<u64>) -> Option<tokio::time::Instant> 
         let factor: f64 = rand::rng().random_range(0.8..=1.0);
         now + wt.mul_f64(factor)
     });
-    let expiry = exp.map(|exp| {
-        let at = UNIX_EPOCH + Duration::from_secs(exp);
-        now + at
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-    });
+    // A 0.x token without `exp` (compatibility mode) reads as `u64::MAX`: no expiry.
+    let expiry = exp
+        .and_then(|exp| UNIX_EPOCH.checked_add(Duration::from_secs(exp)))
+        .map(|at| {
+            now + at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
     match (rotation, expiry) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -240,6 +277,33 @@ mod tests {
             matches!(parse("foo=a"), Err(HubError::BadRequest(_))),
             "no matcher"
         );
+    }
+
+    // Compatibility mode: `topic` is a 0.x selector (mixable with `match*`), `lastEventID` is read
+    // after `last_event_id`, and only 7 reads a `Last-Event-ID` parameter.
+    #[test]
+    fn compat_params() {
+        let run = |q: &str, c| parse_params_compat(pairs(q.as_bytes()), c);
+        let p = run("topic=%2Fa%2F%7Bid%7D&match=b&lastEventID=x", Some(8)).unwrap();
+        assert_eq!(
+            p.matchers,
+            vec![
+                (MatcherType::Template, "/a/{id}".into()),
+                (MatcherType::Exact, "b".into())
+            ]
+        );
+        assert_eq!(p.last_event_id.as_deref(), Some("x"));
+        let p = run("topic=a&lastEventID=x&last_event_id=y", Some(8)).unwrap();
+        assert_eq!(p.last_event_id.as_deref(), Some("y"));
+        let p = run("topic=a&Last-Event-ID=z", Some(8)).unwrap();
+        assert_eq!(p.last_event_id, None);
+        let p = run("topic=a&Last-Event-ID=z&lastEventID=x", Some(7)).unwrap();
+        assert_eq!(p.last_event_id.as_deref(), Some("x"));
+        let p = run("topic=a&Last-Event-ID=z", Some(7)).unwrap();
+        assert_eq!(p.last_event_id.as_deref(), Some("z"));
+        let p = run("match=a&lastEventID=x", None).unwrap();
+        assert_eq!(p.last_event_id, None);
+        assert!(run("topic=a", None).is_err());
     }
 
     #[test]

@@ -63,8 +63,9 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
         HubUrl::new(&config.hub_url),
         config.matcher_cache_size,
     ));
-    let verifier =
-        Verifier::new(&config.issuers, Arc::clone(&engine)).map_err(StartupError::Keys)?;
+    let verifier = Verifier::new(&config.issuers, Arc::clone(&engine))
+        .map_err(StartupError::Keys)?
+        .with_compat(config.compat_any());
     let history = open_history(&config.history)?;
     let hub = Arc::new(Hub::new(engine, history, config.subscriber_queue_capacity));
     let tls_acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;

@@ -37,7 +37,15 @@ struct Inner {
 enum Compiled {
     Wildcard,
     Exact,
-    UrlPattern { id: u64, pattern: Box<UrlPattern> },
+    UrlPattern {
+        id: u64,
+        pattern: Box<UrlPattern>,
+    },
+    /// Exact first, then the compiled URI Template (`None`: not a valid template).
+    Template {
+        id: u64,
+        regex: Option<regex::Regex>,
+    },
 }
 
 impl Matcher {
@@ -139,6 +147,8 @@ pub struct MatcherEngine {
     hub: HubUrl,
     /// URL-pattern text → compiled matcher. Only valid patterns enter, so a hit skips validation.
     compiled: Option<Cache<Box<str>, Matcher>>,
+    /// URI-template text → compiled matcher (compatibility mode's `topic=` selectors).
+    templates: Option<Cache<Box<str>, Matcher>>,
     results: Option<Cache<ResultKey, bool>>,
 }
 
@@ -146,10 +156,11 @@ impl MatcherEngine {
     /// `cache_size` bounds the result cache; compiled patterns get a tenth of it (at least 1).
     /// `0` disables caching.
     pub fn new(hub: HubUrl, cache_size: usize) -> Self {
-        let (compiled, results) = if cache_size == 0 {
-            (None, None)
+        let (compiled, templates, results) = if cache_size == 0 {
+            (None, None, None)
         } else {
             (
+                Some(Cache::new((cache_size / 10).max(1))),
                 Some(Cache::new((cache_size / 10).max(1))),
                 Some(Cache::new(cache_size)),
             )
@@ -157,6 +168,7 @@ impl MatcherEngine {
         Self {
             hub,
             compiled,
+            templates,
             results,
         }
     }
@@ -175,7 +187,31 @@ impl MatcherEngine {
         match kind {
             MatcherType::Exact => Ok(Matcher::new(kind, pattern, Compiled::Exact)),
             MatcherType::UrlPattern => self.compile_url_pattern(pattern),
+            MatcherType::Template => Ok(self.compile_template(pattern)),
         }
+    }
+    /// A 0.x selector: a value that is not a valid URI Template still matches exactly.
+    fn compile_template(&self, pattern: &str) -> Matcher {
+        if let Some(hit) = self.templates.as_ref().and_then(|c| c.get(pattern)) {
+            return hit;
+        }
+        let regex = if super::template::looks_like_template(pattern) {
+            super::template::compile(pattern)
+        } else {
+            None
+        };
+        let matcher = Matcher::new(
+            MatcherType::Template,
+            pattern,
+            Compiled::Template {
+                id: NEXT_PATTERN_ID.fetch_add(1, Ordering::Relaxed),
+                regex,
+            },
+        );
+        if let Some(cache) = &self.templates {
+            cache.insert(pattern.into(), matcher.clone());
+        }
+        matcher
     }
     fn compile_url_pattern(&self, pattern: &str) -> Result<Matcher, TopicError> {
         if let Some(cache) = &self.compiled {
@@ -221,28 +257,34 @@ impl MatcherEngine {
             Compiled::Wildcard => true,
             // Spec "Exact Matching": byte-for-byte, no resolution, no normalisation.
             Compiled::Exact => matcher.pattern() == topic,
+            Compiled::Template { regex: None, .. } => matcher.pattern() == topic,
+            Compiled::Template {
+                id,
+                regex: Some(regex),
+            } => matcher.pattern() == topic || self.cached(*id, topic, || regex.is_match(topic)),
             Compiled::UrlPattern { id, pattern } => {
-                let Some(cache) = &self.results else {
-                    return self.evaluate(pattern, topic);
-                };
-                let key = ResultKeyRef {
-                    pattern_id: *id,
-                    topic,
-                };
-                if let Some(hit) = cache.get(&key) {
-                    return hit;
-                }
-                let matched = self.evaluate(pattern, topic);
-                cache.insert(
-                    ResultKey {
-                        pattern_id: *id,
-                        topic: topic.into(),
-                    },
-                    matched,
-                );
-                matched
+                self.cached(*id, topic, || self.evaluate(pattern, topic))
             }
         }
+    }
+    /// `evaluate()` through the bounded (pattern id, topic) → bool result cache.
+    fn cached(&self, pattern_id: u64, topic: &str, evaluate: impl FnOnce() -> bool) -> bool {
+        let Some(cache) = &self.results else {
+            return evaluate();
+        };
+        let key = ResultKeyRef { pattern_id, topic };
+        if let Some(hit) = cache.get(&key) {
+            return hit;
+        }
+        let matched = evaluate();
+        cache.insert(
+            ResultKey {
+                pattern_id,
+                topic: topic.into(),
+            },
+            matched,
+        );
+        matched
     }
     /// Whether `matcher` matches any of `topics`.
     pub fn matches_any(&self, matcher: &Matcher, topics: &[Box<str>]) -> bool {
@@ -658,5 +700,38 @@ mod tests {
         for h in handles {
             h.join().unwrap();
         }
+    }
+
+    // Compatibility mode's 0.x `topic=` selector: exact first, then the URI Template; not a
+    // template → exact only; compiled once and cached.
+    #[test]
+    fn template_selector() {
+        let engine = engine(100);
+        let m = engine
+            .compile(MatcherType::Template, "https://example.com/books/{id}")
+            .unwrap();
+        assert_eq!(m.kind(), MatcherType::Template);
+        assert!(engine.matches(&m, "https://example.com/books/{id}"));
+        assert!(engine.matches(&m, "https://example.com/books/1"));
+        assert!(!engine.matches(&m, "https://example.com/books/1/2"));
+        assert!(
+            !engine.matches(&m, "/books/1"),
+            "no resolution against the hub URL"
+        );
+        let again = engine
+            .compile(MatcherType::Template, "https://example.com/books/{id}")
+            .unwrap();
+        assert!(Arc::ptr_eq(&m.inner, &again.inner));
+        let broken = engine.compile(MatcherType::Template, "/books/{id").unwrap();
+        assert!(engine.matches(&broken, "/books/{id"));
+        assert!(!engine.matches(&broken, "/books/1"));
+        let plain = engine.compile(MatcherType::Template, "/books/1").unwrap();
+        assert!(engine.matches(&plain, "/books/1"));
+        assert!(!engine.matches(&plain, "/books/2"));
+        assert!(engine
+            .compile(MatcherType::Template, "*")
+            .unwrap()
+            .is_wildcard());
+        assert!(engine.compile(MatcherType::Template, "a\u{7f}b").is_err());
     }
 }

@@ -1,9 +1,10 @@
 //! Topics and topic matchers: the spec's character rules, the reserved-namespace check, and the
-//! `exact` / `urlpattern` / `*` matchers with bounded compile and result caches. Pure and sync.
+//! `exact` / `urlpattern` / `*` matchers (and the 0.x URI-template selector) with bounded compile and result caches. Pure and sync.
 
 mod chars;
 mod matcher;
 mod reserved;
+pub mod template;
 
 pub use chars::check_chars;
 pub use matcher::{CacheStats, Matcher, MatcherEngine};
@@ -30,6 +31,9 @@ pub const MAX_PATTERN_LEN: usize = 4096;
 pub enum MatcherType {
     Exact,
     UrlPattern,
+    /// Mercure 0.x `topic=` selector (compatibility mode only): exact comparison first, then RFC
+    /// 6570 URI Template matching. Never parsed from a `match_type`.
+    Template,
 }
 
 impl MatcherType {
@@ -38,6 +42,7 @@ impl MatcherType {
         match self {
             Self::Exact => "exact",
             Self::UrlPattern => "urlpattern",
+            Self::Template => "topic",
         }
     }
     /// Parses a canonical name, case-sensitively.

@@ -51,6 +51,8 @@ pub fn test_config() -> Config {
                 key: SUBSCRIBER_SECRET.to_owned(),
                 alg: Algorithm::HS256,
             }),
+            publisher_jwks: None,
+            subscriber_jwks: None,
             authorization_server: false,
         }],
         resource_identifier: Some(RESOURCE.to_owned()),
