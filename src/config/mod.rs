@@ -32,6 +32,8 @@ pub struct Config {
     pub hub_url: url::Url,
     /// Tokenless subscribers receive public updates.
     pub anonymous: bool,
+    /// Active subscriptions: subscription events and the Subscription API.
+    pub subscriptions: bool,
     /// Origins allowed for credentialed CORS (exact `scheme://host[:port]`, lower case).
     pub cors_origins: Vec<String>,
     /// Name of the cookie carrying the access token.
@@ -129,6 +131,7 @@ impl Default for Config {
             resource_identifier: None,
             hub_url: default_hub_url(),
             anonymous: false,
+            subscriptions: false,
             cors_origins: Vec::new(),
             cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
             heartbeat: Some(Duration::from_secs(40)),
