@@ -4,7 +4,7 @@
 //! subscriber and fan-out exclude each other, so a subscriber's replay floor is exact. With
 //! active subscriptions on, the writer also turns queued connects/disconnects into subscription
 //! events and applies them to the registry as it fans them out, under the same lock.
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::SegQueue;
@@ -51,8 +51,6 @@ struct Dispatched {
 pub(super) struct Presence {
     hub_path: Box<str>,
     changes: SegQueue<PresenceChange>,
-    /// A `Wake` job is on its way; the writer clears it before draining `changes`.
-    wake_pending: AtomicBool,
 }
 
 impl Presence {
@@ -60,7 +58,6 @@ impl Presence {
         Self {
             hub_path: hub_path.trim_end_matches('/').into(),
             changes: SegQueue::new(),
-            wake_pending: AtomicBool::new(false),
         }
     }
 }
@@ -126,16 +123,15 @@ impl Core {
         }
     }
 
-    /// Queues a presence change for the writer and wakes it unless a wake is already pending.
-    /// Never waits: when the job queue is full the writer is busy and drains changes anyway.
+    /// Queues a presence change for the writer and wakes it. Never waits: when the job queue
+    /// is full the writer is busy, and it looks at the changes before every batch.
     pub(super) fn announce(&self, change: PresenceChange, jobs: &mpsc::Sender<Job>) {
         let Some(presence) = &self.presence else {
             return;
         };
         presence.changes.push(change);
-        if !presence.wake_pending.swap(true, Ordering::AcqRel) {
-            let _ = jobs.try_send(Job::Wake);
-        }
+        // After the push: receiving this wake makes the change visible to the writer.
+        let _ = jobs.try_send(Job::Wake);
     }
 
     /// Turns queued presence changes into subscription events (at most `room` updates, whole
@@ -144,7 +140,6 @@ impl Core {
         let Some(presence) = &self.presence else {
             return;
         };
-        presence.wake_pending.store(false, Ordering::SeqCst);
         let mut taken = 0;
         while taken < room {
             let Some(change) = presence.changes.pop() else {
@@ -188,11 +183,19 @@ impl Core {
         let mut updates: Vec<Arc<Update>> = Vec::with_capacity(MAX_BATCH);
         let mut targets = Vec::new();
         loop {
-            if !self.presence_pending() {
+            let first = if self.presence_pending() {
+                None
+            } else {
                 match jobs.blocking_recv() {
-                    Some(job) => take(job, &mut pending, &mut slots),
+                    Some(job) => Some(job),
                     None => break,
                 }
+            };
+            // Presence changes first: a change queued before a publish was sent is dispatched
+            // before it (causal order), e.g. a disconnect before the publish that follows it.
+            self.drain_presence(MAX_BATCH / 2, &mut pending, &mut slots);
+            if let Some(job) = first {
+                take(job, &mut pending, &mut slots);
             }
             while pending.len() < MAX_BATCH {
                 match jobs.try_recv() {
@@ -200,11 +203,6 @@ impl Core {
                     Err(_) => break,
                 }
             }
-            self.drain_presence(
-                MAX_BATCH.saturating_sub(pending.len()).max(1),
-                &mut pending,
-                &mut slots,
-            );
             if pending.is_empty() {
                 continue;
             }
