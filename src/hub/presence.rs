@@ -131,11 +131,14 @@ pub(crate) struct Effect {
     pub(crate) active: bool,
 }
 
+/// One matcher's subscriptions, by subscriber id.
+type BySubscriber = HashMap<Box<str>, Arc<SubscriptionDoc>>;
+
 /// Active subscriptions indexed by matcher, so one matcher's collection is read without scanning
 /// every subscription. Guarded by the writer's dispatch lock.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    by_matcher: HashMap<MatcherType, HashMap<Box<str>, HashMap<Box<str>, Arc<SubscriptionDoc>>>>,
+    by_matcher: HashMap<MatcherType, HashMap<Box<str>, BySubscriber>>,
     len: usize,
 }
 
