@@ -4,7 +4,7 @@
 //! subscriber and fan-out exclude each other, so a subscriber's replay floor is exact. With
 //! active subscriptions on, the writer also turns queued connects/disconnects into subscription
 //! events and applies them to the registry as it fans them out, under the same lock.
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::SegQueue;
@@ -51,6 +51,10 @@ struct Dispatched {
 pub(super) struct Presence {
     hub_path: Box<str>,
     changes: SegQueue<PresenceChange>,
+    /// The writer is (about to be) blocked waiting for a job: a change must wake it. While it
+    /// is busy, changes are only pushed (no syscall on the connect path); it looks at them
+    /// before every batch.
+    writer_idle: AtomicBool,
 }
 
 impl Presence {
@@ -58,6 +62,7 @@ impl Presence {
         Self {
             hub_path: hub_path.trim_end_matches('/').into(),
             changes: SegQueue::new(),
+            writer_idle: AtomicBool::new(false),
         }
     }
 }
@@ -123,15 +128,39 @@ impl Core {
         }
     }
 
-    /// Queues a presence change for the writer and wakes it. Never waits: when the job queue
-    /// is full the writer is busy, and it looks at the changes before every batch.
+    /// Queues a presence change for the writer, waking it when it is idle. Never waits: when
+    /// the job queue is full the writer is busy, and it looks at the changes before every batch.
     pub(super) fn announce(&self, change: PresenceChange, jobs: &mpsc::Sender<Job>) {
         let Some(presence) = &self.presence else {
             return;
         };
         presence.changes.push(change);
-        // After the push: receiving this wake makes the change visible to the writer.
-        let _ = jobs.try_send(Job::Wake);
+        // Pairs with the fence in `may_block`: either the writer sees this change before it
+        // blocks, or this sees it idle and wakes it.
+        fence(Ordering::SeqCst);
+        if presence.writer_idle.load(Ordering::Relaxed) {
+            let _ = jobs.try_send(Job::Wake);
+        }
+    }
+
+    /// Whether the writer may block: no presence change waiting. Marks it idle first.
+    fn may_block(&self) -> bool {
+        let Some(presence) = &self.presence else {
+            return true;
+        };
+        presence.writer_idle.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if presence.changes.is_empty() {
+            return true;
+        }
+        presence.writer_idle.store(false, Ordering::Relaxed);
+        false
+    }
+
+    fn mark_busy(&self) {
+        if let Some(presence) = &self.presence {
+            presence.writer_idle.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Turns queued presence changes into subscription events (at most `room` updates, whole
@@ -158,12 +187,6 @@ impl Core {
         }
     }
 
-    fn presence_pending(&self) -> bool {
-        self.presence
-            .as_ref()
-            .is_some_and(|p| !p.changes.is_empty())
-    }
-
     pub(super) fn history_error(&self) -> Option<String> {
         self.history_error
             .lock()
@@ -183,13 +206,15 @@ impl Core {
         let mut updates: Vec<Arc<Update>> = Vec::with_capacity(MAX_BATCH);
         let mut targets = Vec::new();
         loop {
-            let first = if self.presence_pending() {
-                None
-            } else {
-                match jobs.blocking_recv() {
+            let first = if self.may_block() {
+                let job = jobs.blocking_recv();
+                self.mark_busy();
+                match job {
                     Some(job) => Some(job),
                     None => break,
                 }
+            } else {
+                None
             };
             // Presence changes first: a change queued before a publish was sent is dispatched
             // before it (causal order), e.g. a disconnect before the publish that follows it.
