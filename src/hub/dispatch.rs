@@ -41,7 +41,9 @@ struct Dispatched {
     /// The last sequence fanned out.
     seq: u64,
     /// The last update fanned out (its id is the Subscription API cursor).
-    last_id: Option<Box<str>>,
+    last: Option<Arc<Update>>,
+    /// At start, before anything is fanned out: the id of the last update in history.
+    recovered_id: Option<Box<str>>,
     registry: Registry,
 }
 
@@ -92,7 +94,7 @@ impl Core {
     ) -> Self {
         let last = history.last_seq();
         let mut stored = Vec::with_capacity(1);
-        let last_id = match history.read_after(last.saturating_sub(1), last, 1, &mut stored) {
+        let recovered_id = match history.read_after(last.saturating_sub(1), last, 1, &mut stored) {
             Ok(()) => stored.pop().map(|u| u.id.clone()),
             Err(_) => None,
         };
@@ -103,7 +105,8 @@ impl Core {
             counters: Counters::default(),
             dispatched: Mutex::new(Dispatched {
                 seq: last,
-                last_id,
+                last: None,
+                recovered_id,
                 registry: Registry::default(),
             }),
             history_error: Mutex::new(None),
@@ -124,7 +127,10 @@ impl Core {
         let dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
         SubscriptionSnapshot {
             subscriptions: dispatched.registry.select(query),
-            last_event_id: dispatched.last_id.clone(),
+            last_event_id: match &dispatched.last {
+                Some(u) => Some(u.id.clone()),
+                None => dispatched.recovered_id.clone(),
+            },
         }
     }
 
@@ -270,10 +276,12 @@ impl Core {
 
     /// Enqueues each update, in order, for every matching subscriber allowed to read it, and
     /// applies the registry effect of each subscription event as it goes out.
+    /// The lock is taken per update, so registrations (the connect path) interleave with a
+    /// large batch instead of waiting for all of it.
     fn fan_out(&self, updates: &[Arc<Update>], slots: &[Slot], targets: &mut Vec<Arc<Subscriber>>) {
-        let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
         let mut delivered = 0;
         for (update, slot) in updates.iter().zip(slots) {
+            let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
             self.index.matching(&self.engine, update, targets);
             for sub in targets.iter() {
                 if sub.may_read(&self.engine, update) {
@@ -285,11 +293,8 @@ impl Core {
                 dispatched.registry.apply(effect);
             }
             dispatched.seq = update.seq;
+            dispatched.last = Some(Arc::clone(update));
         }
-        if let Some(last) = updates.last() {
-            dispatched.last_id = Some(last.id.clone());
-        }
-        drop(dispatched);
         targets.clear();
         self.counters
             .published
