@@ -206,10 +206,10 @@ async fn http_connects(on: bool) -> f64 {
                 conn.write_all(req.as_bytes()).await.unwrap();
                 let mut got = Vec::new();
                 // Headers, then the preamble chunk: the subscription is registered.
-                while !got
+                while got
                     .windows(4)
                     .position(|w| w == b"\r\n\r\n")
-                    .is_some_and(|end| got.len() > end + 4)
+                    .is_none_or(|end| got.len() <= end + 4)
                 {
                     let r = conn.read(&mut buf).await.unwrap();
                     assert!(r > 0, "connection closed early");

@@ -570,6 +570,42 @@ async fn api_authorization() {
         api(&client, &path, Some(&broad)).await.status,
         StatusCode::OK
     );
+    // A URL pattern scoped to one matcher's (encoded) path: its collection, its subscriptions
+    // and its events, nothing else (the README's presence example).
+    let scoped = subscriber_token(&[(&format!("{path}{{/*}}?"), "urlpattern")]);
+    assert_eq!(
+        api(&client, &path, Some(&scoped)).await.status,
+        StatusCode::OK
+    );
+    let unknown = format!(
+        "{path}/{}",
+        enc("urn:uuid:00000000-0000-4000-8000-000000000000")
+    );
+    assert_eq!(
+        api(&client, &unknown, Some(&scoped)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api(&client, NS, Some(&scoped)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let other_path = format!("{NS}/exact/{}", enc(&unique("other")));
+    assert_eq!(
+        api(&client, &other_path, Some(&scoped)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let mut w = subscribe(
+        &client,
+        &match_param("match_urlpattern", &format!("{path}/:subscriber")),
+        &scoped,
+    )
+    .await;
+    let _s = subscribe(&client, &match_param("match", &topic), &subscribe_all()).await;
+    let (_, e) = next_sub_event(&mut w).await;
+    assert_eq!(
+        (e["match"].clone(), e["active"].clone()),
+        (json!(topic), json!(true))
+    );
     hub.shutdown().await;
 }
 
