@@ -935,3 +935,66 @@ async fn disconnect_is_announced_exactly_once() {
         .iter()
         .all(|f| f.contains("event: mercure") || f.contains("data: end")));
 }
+
+/// Causal order through the writer: presence changes queued before a publish are dispatched
+/// before it, even when they span several batches; the registry then holds all of them.
+#[tokio::test]
+async fn changes_before_a_publish_are_dispatched_before_it() {
+    use quicksilver::history::MemoryHistory;
+    use quicksilver::hub::{
+        validate, CursorRequest, Hub, HubOptions, Publication, StreamOptions, SubscriptionQuery,
+    };
+    use quicksilver::topic::{HubUrl, MatcherEngine, MatcherType};
+
+    let url = url::Url::parse("https://localhost/.well-known/mercure").unwrap();
+    let engine = Arc::new(MatcherEngine::new(HubUrl::new(&url), 1000));
+    let hub = Hub::with_options(
+        Arc::clone(&engine),
+        Box::new(MemoryHistory::new(100_000)),
+        16,
+        HubOptions {
+            subscription_events: Some("/.well-known/mercure".into()),
+        },
+    );
+    const N: usize = 5_000;
+    let subs: Vec<_> = (0..N)
+        .map(|i| {
+            let m = engine
+                .compile(MatcherType::Exact, &format!("t{}", i % 7))
+                .unwrap();
+            hub.subscribe(
+                vec![m],
+                None,
+                CursorRequest::None,
+                StreamOptions::announced(),
+            )
+            .unwrap()
+            .subscriber
+        })
+        .collect();
+    for s in &subs[..N / 2] {
+        hub.unsubscribe(s);
+    }
+    let publication = Publication {
+        topics: vec!["marker".into()],
+        data: "end".into(),
+        ..Publication::default()
+    };
+    let marker = hub
+        .publish(validate(publication, engine.hub()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        marker.seq,
+        (N + N / 2 + 1) as u64,
+        "every change before the marker"
+    );
+    let snap = hub.subscriptions(&SubscriptionQuery::All).unwrap();
+    assert_eq!(snap.subscriptions.len(), N - N / 2);
+    assert_eq!(snap.last_event_id.as_deref(), Some(&*marker.id));
+    let one = hub
+        .subscriptions(&SubscriptionQuery::Matcher(MatcherType::Exact, "t3".into()))
+        .unwrap();
+    let expected = (N / 2..N).filter(|i| i % 7 == 3).count();
+    assert_eq!(one.subscriptions.len(), expected);
+}

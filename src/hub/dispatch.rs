@@ -22,6 +22,8 @@ use crate::topic::MatcherEngine;
 
 /// Most publishes committed together.
 const MAX_BATCH: usize = 1024;
+/// Most presence changes turned into events per batch.
+const PRESENCE_BATCH: usize = 512;
 
 /// Work for the writer.
 #[derive(Debug)]
@@ -169,14 +171,25 @@ impl Core {
         }
     }
 
-    /// Turns queued presence changes into subscription events (at most `room` updates, whole
-    /// changes only).
-    fn drain_presence(&self, room: usize, updates: &mut Vec<ValidUpdate>, slots: &mut Vec<Slot>) {
+    /// Presence changes queued now (0 when the feature is off).
+    fn presence_queued(&self) -> usize {
+        self.presence.as_ref().map_or(0, |p| p.changes.len())
+    }
+
+    /// Turns at most `max` queued presence changes into subscription events (stopping early
+    /// past `room` updates, whole changes only); returns how many changes it took.
+    fn drain_presence(
+        &self,
+        max: usize,
+        room: usize,
+        updates: &mut Vec<ValidUpdate>,
+        slots: &mut Vec<Slot>,
+    ) -> usize {
         let Some(presence) = &self.presence else {
-            return;
+            return 0;
         };
-        let mut taken = 0;
-        while taken < room {
+        let (mut taken, mut changes) = (0, 0);
+        while taken < room && changes < max {
             let Some(change) = presence.changes.pop() else {
                 break;
             };
@@ -184,6 +197,7 @@ impl Core {
                 PresenceChange::Connected(s) => (s, true),
                 PresenceChange::Disconnected(s) => (s, false),
             };
+            changes += 1;
             for doc in presence::documents(&presence.hub_path, &self.engine, sub) {
                 let data = doc.to_json_string(active);
                 updates.push(ValidUpdate::subscription_event(doc.topic.clone(), &data));
@@ -191,6 +205,7 @@ impl Core {
                 taken += 1;
             }
         }
+        changes
     }
 
     pub(super) fn history_error(&self) -> Option<String> {
@@ -211,27 +226,39 @@ impl Core {
         let mut slots: Vec<Slot> = Vec::with_capacity(MAX_BATCH);
         let mut updates: Vec<Arc<Update>> = Vec::with_capacity(MAX_BATCH);
         let mut targets = Vec::new();
+        // Jobs received but not batched yet, and how many presence changes must be dispatched
+        // before them: every change queued before a job was sent goes out before that job
+        // (causal order, e.g. a disconnect before the publish that follows it).
+        let mut held: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+        let mut owed = 0usize;
         loop {
-            let first = if self.may_block() {
+            let mut received = false;
+            if held.is_empty() && self.may_block() {
                 let job = jobs.blocking_recv();
                 self.mark_busy();
                 match job {
-                    Some(job) => Some(job),
+                    Some(job) => held.push(job),
                     None => break,
                 }
-            } else {
-                None
-            };
-            // Presence changes first: a change queued before a publish was sent is dispatched
-            // before it (causal order), e.g. a disconnect before the publish that follows it.
-            self.drain_presence(MAX_BATCH / 2, &mut pending, &mut slots);
-            if let Some(job) = first {
-                take(job, &mut pending, &mut slots);
+                received = true;
             }
-            while pending.len() < MAX_BATCH {
+            while held.len() < MAX_BATCH {
                 match jobs.try_recv() {
-                    Ok(job) => take(job, &mut pending, &mut slots),
+                    Ok(job) => held.push(job),
                     Err(_) => break,
+                }
+                received = true;
+            }
+            if received {
+                // Read after the jobs were received: counts every change that preceded them
+                // (the queue is FIFO, so the changes owed earlier are at its head).
+                owed = owed.max(self.presence_queued());
+            }
+            let took = self.drain_presence(PRESENCE_BATCH, MAX_BATCH, &mut pending, &mut slots);
+            owed = owed.saturating_sub(took);
+            if owed == 0 {
+                for job in held.drain(..) {
+                    take(job, &mut pending, &mut slots);
                 }
             }
             if pending.is_empty() {
