@@ -22,6 +22,7 @@ pub(crate) enum Setting {
     ResourceIdentifier,
     HubUrl,
     Anonymous,
+    Subscriptions,
     CorsOrigins,
     CookieName,
     Heartbeat,
@@ -45,7 +46,7 @@ pub(crate) enum Setting {
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 32] = [
+    pub(crate) const ALL: [Setting; 33] = [
         Setting::Addr,
         Setting::TlsAddr,
         Setting::TlsCert,
@@ -58,6 +59,7 @@ impl Setting {
         Setting::ResourceIdentifier,
         Setting::HubUrl,
         Setting::Anonymous,
+        Setting::Subscriptions,
         Setting::CorsOrigins,
         Setting::CookieName,
         Setting::Heartbeat,
@@ -95,6 +97,7 @@ impl Setting {
             Setting::ResourceIdentifier => "resource-identifier",
             Setting::HubUrl => "hub-url",
             Setting::Anonymous => "anonymous",
+            Setting::Subscriptions => "subscriptions",
             Setting::CorsOrigins => "cors-origins",
             Setting::CookieName => "cookie-name",
             Setting::Heartbeat => "heartbeat",
@@ -294,6 +297,7 @@ fn cli_layer(cli: &Cli) -> HashMap<Setting, Raw> {
             Setting::ResourceIdentifier => cli.resource_identifier.clone(),
             Setting::HubUrl => cli.hub_url.clone(),
             Setting::Anonymous => cli.anonymous.map(|b| b.to_string()),
+            Setting::Subscriptions => cli.subscriptions.map(|b| b.to_string()),
             // Repeated flags accumulate; the joined text is split again on commas.
             Setting::CorsOrigins => {
                 (!cli.cors_origins.is_empty()).then(|| cli.cors_origins.join(","))

@@ -88,6 +88,16 @@ pub struct Cli {
         value_parser = parse::parse_bool
     )]
     pub anonymous: Option<bool>,
+    /// Active subscriptions: subscription events and the Subscription API [default: false]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse::parse_bool
+    )]
+    pub subscriptions: Option<bool>,
     /// Origins allowed for credentialed CORS, scheme://host[:port]; comma or space separated,
     /// repeatable
     #[arg(long, value_name = "ORIGINS")]
@@ -252,6 +262,7 @@ impl Resolver {
         config.tls = tls;
 
         config.anonymous = self.value(Setting::Anonymous, false, parse::parse_bool);
+        config.subscriptions = self.value(Setting::Subscriptions, false, parse::parse_bool);
         let resource_identifier = self.opt_value(
             Setting::ResourceIdentifier,
             parse::parse_resource_identifier,

@@ -34,6 +34,8 @@ pub struct Config {
     pub hub_url: url::Url,
     /// Tokenless subscribers receive public updates.
     pub anonymous: bool,
+    /// Active subscriptions: subscription events and the Subscription API.
+    pub subscriptions: bool,
     /// Origins allowed for credentialed CORS (exact `scheme://host[:port]`, lower case).
     pub cors_origins: Vec<String>,
     /// Extra origins allowed to publish with the cookie (CSRF), besides the hub's own origin
@@ -149,6 +151,7 @@ impl Default for Config {
             resource_identifier: None,
             hub_url: default_hub_url(),
             anonymous: false,
+            subscriptions: false,
             cors_origins: Vec::new(),
             publish_origins: Vec::new(),
             protocol_version_compatibility: None,

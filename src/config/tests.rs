@@ -887,3 +887,27 @@ subscriber_jwks = "/etc/idp/subscriber.json"
     );
     assert!(issuer.publisher.is_none() && config.dev_secret.is_none());
 }
+
+#[test]
+fn subscriptions_setting() {
+    assert!(
+        !ok(&Cli::default(), &keyed(&[])).subscriptions,
+        "off by default"
+    );
+    assert_eq!(cli(&["--subscriptions"]).subscriptions, Some(true));
+    assert_eq!(cli(&["--subscriptions=false"]).subscriptions, Some(false));
+    assert!(ok(&cli(&["--subscriptions"]), &keyed(&[])).subscriptions);
+    let config = ok(
+        &Cli::default(),
+        &keyed(&[("QUICKSILVER_SUBSCRIPTIONS", "1")]),
+    );
+    assert!(config.subscriptions);
+    let file = temp_file("subscriptions.toml", "subscriptions = true\n");
+    let env = keyed(&[("QUICKSILVER_CONFIG", file.to_str().unwrap())]);
+    assert!(ok(&Cli::default(), &env).subscriptions);
+    let env = keyed(&[
+        ("QUICKSILVER_CONFIG", file.to_str().unwrap()),
+        ("QUICKSILVER_SUBSCRIPTIONS", "off"),
+    ]);
+    assert!(!ok(&Cli::default(), &env).subscriptions, "env over file");
+}

@@ -30,6 +30,9 @@ pub fn handle(state: &AppState, ctx: &RequestContext) -> Response<HubBody> {
         "mercure_cookie".into(),
         state.config.cookie_name.clone().into(),
     );
+    if state.hub.subscription_events() {
+        doc.insert("mercure_subscriptions".into(), true.into());
+    }
     let body = serde_json::Value::Object(doc).to_string() + "\n";
     response::full(StatusCode::OK, "application/json", body)
 }

@@ -7,6 +7,7 @@ mod metadata;
 mod publish;
 pub mod response;
 mod subscribe;
+mod subscriptions;
 
 pub use body::HubBody;
 
@@ -121,6 +122,13 @@ pub async fn handle(
         (METADATA_PATH, _) => Err(HubError::MethodNotAllowed("GET, HEAD")),
         ("/", &Method::GET | &Method::HEAD) => Ok(welcome(&ctx)),
         ("/healthz", &Method::GET | &Method::HEAD) => Ok(health(&state)),
+        (p, m) if state.hub.subscription_events() && subscriptions::is_api_path(p) => {
+            if m == Method::OPTIONS {
+                Ok(cors.preflight(&req))
+            } else {
+                subscriptions::handle(&state, &ctx, m, p, req.headers())
+            }
+        }
         _ => Err(HubError::NotFound),
     };
     let mut resp = result.unwrap_or_else(|e| response::error(&e, &ctx.resource_metadata));

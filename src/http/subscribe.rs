@@ -178,6 +178,7 @@ pub async fn handle(
         deadline,
         connection: Some(Arc::clone(&conn.kill)),
         shared_connection: parts.version >= http::Version::HTTP_2,
+        announce: parts.method != Method::HEAD,
     };
     let subscription = state.hub.subscribe(matchers, grants, cursor, stream)?;
     let last_event_id = subscription.last_event_id.clone();

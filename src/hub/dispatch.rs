@@ -1,12 +1,18 @@
 //! The writer and the dispatch core. One writer thread takes publishes in batches, assigns their
 //! sequences, appends each batch to history in one commit (one `fdatasync` for the durable log),
 //! then fans the batch out in sequence order and acknowledges every publisher. Registration of a
-//! subscriber and fan-out exclude each other, so a subscriber's replay floor is exact.
-use std::sync::atomic::Ordering;
+//! subscriber and fan-out exclude each other, so a subscriber's replay floor is exact. With
+//! active subscriptions on, the writer also turns queued connects/disconnects into subscription
+//! events and applies them to the registry as it fans them out, under the same lock.
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crossbeam_queue::SegQueue;
 use tokio::sync::{mpsc, oneshot};
 
+use super::presence::{
+    self, Effect, PresenceChange, Registry, SubscriptionQuery, SubscriptionSnapshot,
+};
 use super::{Counters, Update, ValidUpdate};
 use crate::error::HubError;
 use crate::history::History;
@@ -16,12 +22,53 @@ use crate::topic::MatcherEngine;
 
 /// Most publishes committed together.
 const MAX_BATCH: usize = 1024;
+/// Most presence changes turned into events per batch.
+const PRESENCE_BATCH: usize = 512;
 
-/// A publish waiting for the writer.
+/// Work for the writer.
 #[derive(Debug)]
-pub(super) struct Job {
-    pub(super) update: ValidUpdate,
-    pub(super) reply: oneshot::Sender<Result<Arc<Update>, HubError>>,
+pub(super) enum Job {
+    /// A publish waiting for its acknowledgement.
+    Publish {
+        update: ValidUpdate,
+        reply: oneshot::Sender<Result<Arc<Update>, HubError>>,
+    },
+    /// Presence changes are queued (see `Core::presence`).
+    Wake,
+}
+
+/// What was fanned out last, and the active subscriptions as of then.
+#[derive(Debug)]
+struct Dispatched {
+    /// The last sequence fanned out.
+    seq: u64,
+    /// The last update fanned out (its id is the Subscription API cursor).
+    last: Option<Arc<Update>>,
+    /// At start, before anything is fanned out: the id of the last update in history.
+    recovered_id: Option<Box<str>>,
+    registry: Registry,
+}
+
+/// Active subscriptions: connects/disconnects waiting for the writer (unbounded, so the connect
+/// path never waits on it; a connect is queued before its own disconnect).
+#[derive(Debug)]
+pub(super) struct Presence {
+    hub_path: Box<str>,
+    changes: SegQueue<PresenceChange>,
+    /// The writer is (about to be) blocked waiting for a job: a change must wake it. While it
+    /// is busy, changes are only pushed (no syscall on the connect path); it looks at them
+    /// before every batch.
+    writer_idle: AtomicBool,
+}
+
+impl Presence {
+    pub(super) fn new(hub_path: &str) -> Self {
+        Self {
+            hub_path: hub_path.trim_end_matches('/').into(),
+            changes: SegQueue::new(),
+            writer_idle: AtomicBool::new(false),
+        }
+    }
 }
 
 /// What the writer and the request handlers share.
@@ -31,23 +78,41 @@ pub(super) struct Core {
     pub(super) index: Index,
     pub(super) history: Box<dyn History>,
     pub(super) counters: Counters,
-    /// The last sequence fanned out. Held during a batch's fan-out and during a subscriber's
-    /// registration, so a registering subscriber either gets an update live or has it below its
-    /// floor (in its replay range), never neither.
-    dispatched: Mutex<u64>,
+    /// Held during a batch's fan-out, during a subscriber's registration and while the
+    /// Subscription API takes its snapshot, so a registering subscriber either gets an update
+    /// live or has it below its floor (in its replay range), never neither, and a snapshot is
+    /// exactly the state after the update its cursor names.
+    dispatched: Mutex<Dispatched>,
     history_error: Mutex<Option<String>>,
+    /// `Some` when active subscriptions are on.
+    pub(super) presence: Option<Presence>,
 }
 
 impl Core {
-    pub(super) fn new(engine: Arc<MatcherEngine>, history: Box<dyn History>) -> Self {
+    pub(super) fn new(
+        engine: Arc<MatcherEngine>,
+        history: Box<dyn History>,
+        presence: Option<Presence>,
+    ) -> Self {
         let last = history.last_seq();
+        let mut stored = Vec::with_capacity(1);
+        let recovered_id = match history.read_after(last.saturating_sub(1), last, 1, &mut stored) {
+            Ok(()) => stored.pop().map(|u| u.id.clone()),
+            Err(_) => None,
+        };
         Self {
             engine,
             index: Index::new(),
             history,
             counters: Counters::default(),
-            dispatched: Mutex::new(last),
+            dispatched: Mutex::new(Dispatched {
+                seq: last,
+                last: None,
+                recovered_id,
+                registry: Registry::default(),
+            }),
             history_error: Mutex::new(None),
+            presence,
         }
     }
 
@@ -56,7 +121,91 @@ impl Core {
     pub(super) fn register(&self, subscriber: &Arc<Subscriber>) -> u64 {
         let dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
         self.index.insert(subscriber);
-        *dispatched
+        dispatched.seq
+    }
+
+    /// The active subscriptions selected by `query`, as of the last update fanned out.
+    pub(super) fn snapshot(&self, query: &SubscriptionQuery) -> SubscriptionSnapshot {
+        let dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
+        SubscriptionSnapshot {
+            subscriptions: dispatched.registry.select(query),
+            last_event_id: match &dispatched.last {
+                Some(u) => Some(u.id.clone()),
+                None => dispatched.recovered_id.clone(),
+            },
+        }
+    }
+
+    /// Queues a presence change for the writer, waking it when it is idle. Never waits: when
+    /// the job queue is full the writer is busy, and it looks at the changes before every batch.
+    pub(super) fn announce(&self, change: PresenceChange, jobs: &mpsc::Sender<Job>) {
+        let Some(presence) = &self.presence else {
+            return;
+        };
+        presence.changes.push(change);
+        // Pairs with the fence in `may_block`: either the writer sees this change before it
+        // blocks, or this sees it idle and wakes it.
+        fence(Ordering::SeqCst);
+        if presence.writer_idle.load(Ordering::Relaxed) {
+            let _ = jobs.try_send(Job::Wake);
+        }
+    }
+
+    /// Whether the writer may block: no presence change waiting. Marks it idle first.
+    fn may_block(&self) -> bool {
+        let Some(presence) = &self.presence else {
+            return true;
+        };
+        presence.writer_idle.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if presence.changes.is_empty() {
+            return true;
+        }
+        presence.writer_idle.store(false, Ordering::Relaxed);
+        false
+    }
+
+    fn mark_busy(&self) {
+        if let Some(presence) = &self.presence {
+            presence.writer_idle.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Presence changes queued now (0 when the feature is off).
+    fn presence_queued(&self) -> usize {
+        self.presence.as_ref().map_or(0, |p| p.changes.len())
+    }
+
+    /// Turns at most `max` queued presence changes into subscription events (stopping early
+    /// past `room` updates, whole changes only); returns how many changes it took.
+    fn drain_presence(
+        &self,
+        max: usize,
+        room: usize,
+        updates: &mut Vec<ValidUpdate>,
+        slots: &mut Vec<Slot>,
+    ) -> usize {
+        let Some(presence) = &self.presence else {
+            return 0;
+        };
+        let (mut taken, mut changes) = (0, 0);
+        while taken < room && changes < max {
+            let Some(change) = presence.changes.pop() else {
+                break;
+            };
+            let (sub, active) = match &change {
+                PresenceChange::Connected(s) => (s, true),
+                PresenceChange::Disconnected(s) => (s, false),
+            };
+            changes += 1;
+            for doc in presence::documents(&presence.hub_path, &self.engine, sub) {
+                let data = doc.to_json_string(active);
+                updates.push(ValidUpdate::subscription_event(doc.topic.clone(), &data));
+                slots.push(Slot::Effect(Effect { doc, active }));
+                taken += 1;
+            }
+        }
+        changes
     }
 
     pub(super) fn history_error(&self) -> Option<String> {
@@ -73,21 +222,50 @@ impl Core {
     /// The writer loop: runs until every `Hub` handle (job sender) is gone.
     pub(super) fn run_writer(&self, mut jobs: mpsc::Receiver<Job>) {
         let mut next_seq = self.history.last_seq() + 1;
-        let mut batch_jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-        let mut replies = Vec::with_capacity(MAX_BATCH);
+        let mut pending: Vec<ValidUpdate> = Vec::with_capacity(MAX_BATCH);
+        let mut slots: Vec<Slot> = Vec::with_capacity(MAX_BATCH);
         let mut updates: Vec<Arc<Update>> = Vec::with_capacity(MAX_BATCH);
         let mut targets = Vec::new();
-        while let Some(first) = jobs.blocking_recv() {
-            batch_jobs.push(first);
-            while batch_jobs.len() < MAX_BATCH {
+        // Jobs received but not batched yet, and how many presence changes must be dispatched
+        // before them: every change queued before a job was sent goes out before that job
+        // (causal order, e.g. a disconnect before the publish that follows it).
+        let mut held: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+        let mut owed = 0usize;
+        loop {
+            let mut received = false;
+            if held.is_empty() && self.may_block() {
+                let job = jobs.blocking_recv();
+                self.mark_busy();
+                match job {
+                    Some(job) => held.push(job),
+                    None => break,
+                }
+                received = true;
+            }
+            while held.len() < MAX_BATCH {
                 match jobs.try_recv() {
-                    Ok(job) => batch_jobs.push(job),
+                    Ok(job) => held.push(job),
                     Err(_) => break,
                 }
+                received = true;
             }
-            for (i, job) in batch_jobs.drain(..).enumerate() {
-                updates.push(Arc::new(job.update.into_update(next_seq + i as u64)));
-                replies.push(job.reply);
+            if received {
+                // Read after the jobs were received: counts every change that preceded them
+                // (the queue is FIFO, so the changes owed earlier are at its head).
+                owed = owed.max(self.presence_queued());
+            }
+            let took = self.drain_presence(PRESENCE_BATCH, MAX_BATCH, &mut pending, &mut slots);
+            owed = owed.saturating_sub(took);
+            if owed == 0 {
+                for job in held.drain(..) {
+                    take(job, &mut pending, &mut slots);
+                }
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            for (i, update) in pending.drain(..).enumerate() {
+                updates.push(Arc::new(update.into_update(next_seq + i as u64)));
             }
             match self.history.append_batch(&updates) {
                 Ok(()) => {
@@ -96,9 +274,11 @@ impl Core {
                         tracing::info!("history appends succeed again");
                         self.set_history_error(None);
                     }
-                    self.fan_out(&updates, &mut targets);
-                    for (reply, update) in replies.drain(..).zip(updates.drain(..)) {
-                        let _ = reply.send(Ok(update));
+                    self.fan_out(&updates, &slots, &mut targets);
+                    for (slot, update) in slots.drain(..).zip(updates.drain(..)) {
+                        if let Slot::Reply(reply) = slot {
+                            let _ = reply.send(Ok(update));
+                        }
                     }
                     self.history.maintain();
                 }
@@ -106,19 +286,29 @@ impl Core {
                     tracing::error!(error = %e, batch = updates.len(), "history append failed: publishes answered 503");
                     self.set_history_error(Some(e.to_string()));
                     updates.clear();
-                    for reply in replies.drain(..) {
-                        let _ = reply.send(Err(HubError::Unavailable(e.to_string())));
+                    for slot in slots.drain(..) {
+                        match slot {
+                            Slot::Reply(reply) => {
+                                let _ = reply.send(Err(HubError::Unavailable(e.to_string())));
+                            }
+                            Slot::Effect(effect) => {
+                                tracing::warn!(topic = %effect.doc.topic, "subscription event lost: history append failed");
+                            }
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Enqueues each update, in order, for every matching subscriber allowed to read it.
-    fn fan_out(&self, updates: &[Arc<Update>], targets: &mut Vec<Arc<Subscriber>>) {
-        let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
+    /// Enqueues each update, in order, for every matching subscriber allowed to read it, and
+    /// applies the registry effect of each subscription event as it goes out.
+    /// The lock is taken per update, so registrations (the connect path) interleave with a
+    /// large batch instead of waiting for all of it.
+    fn fan_out(&self, updates: &[Arc<Update>], slots: &[Slot], targets: &mut Vec<Arc<Subscriber>>) {
         let mut delivered = 0;
-        for update in updates {
+        for (update, slot) in updates.iter().zip(slots) {
+            let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
             self.index.matching(&self.engine, update, targets);
             for sub in targets.iter() {
                 if sub.may_read(&self.engine, update) {
@@ -126,9 +316,12 @@ impl Core {
                     delivered += 1;
                 }
             }
-            *dispatched = update.seq;
+            if let Slot::Effect(effect) = slot {
+                dispatched.registry.apply(effect);
+            }
+            dispatched.seq = update.seq;
+            dispatched.last = Some(Arc::clone(update));
         }
-        drop(dispatched);
         targets.clear();
         self.counters
             .published
@@ -136,5 +329,21 @@ impl Core {
         self.counters
             .delivered
             .fetch_add(delivered, Ordering::Relaxed);
+    }
+}
+
+/// What happens once an update of the batch is fanned out.
+#[derive(Debug)]
+enum Slot {
+    /// Acknowledge the publisher.
+    Reply(oneshot::Sender<Result<Arc<Update>, HubError>>),
+    /// A subscription event: change the registry.
+    Effect(Effect),
+}
+
+fn take(job: Job, pending: &mut Vec<ValidUpdate>, slots: &mut Vec<Slot>) {
+    if let Job::Publish { update, reply } = job {
+        pending.push(update);
+        slots.push(Slot::Reply(reply));
     }
 }

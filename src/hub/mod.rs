@@ -1,8 +1,13 @@
 //! The `Hub` facade: the publish pipeline (sequence, history, index lookup, per-subscriber
 //! authorization, enqueue) and the subscribe pipeline (register first, then replay, then live).
 mod dispatch;
+mod presence;
 mod update;
 
+pub use presence::{
+    collection_topic, expand_into, subscription_topic, SubscriptionDoc, SubscriptionQuery,
+    SubscriptionSnapshot, SUBSCRIPTIONS_SEGMENT,
+};
 pub use update::{generate_id, validate, Publication, Update, ValidUpdate};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +15,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use dispatch::{Core, Job};
+use dispatch::{Core, Job, Presence};
+use presence::PresenceChange;
 
 use crate::auth::Grants;
 use crate::error::HubError;
@@ -51,6 +57,26 @@ pub struct StreamOptions {
     pub connection: Option<Arc<ConnectionKill>>,
     /// Other streams may share that connection (HTTP/2).
     pub shared_connection: bool,
+    /// Publish subscription events for it (when the feature is on); `false` for a `HEAD` probe.
+    pub announce: bool,
+}
+
+impl StreamOptions {
+    /// A stream that publishes subscription events (when the feature is on).
+    pub fn announced() -> Self {
+        Self {
+            announce: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// Optional hub features.
+#[derive(Debug, Default, Clone)]
+pub struct HubOptions {
+    /// Active subscriptions: `Some(hub path)` publishes subscription events under
+    /// `<hub path>/subscriptions/…` and keeps the registry the Subscription API reads.
+    pub subscription_events: Option<String>,
 }
 
 /// A registered subscription, ready to become a stream.
@@ -93,7 +119,18 @@ impl Hub {
         history: Box<dyn History>,
         queue_capacity: usize,
     ) -> Self {
-        let core = Arc::new(Core::new(engine, history));
+        Self::with_options(engine, history, queue_capacity, HubOptions::default())
+    }
+
+    /// `new` with the optional features.
+    pub fn with_options(
+        engine: Arc<MatcherEngine>,
+        history: Box<dyn History>,
+        queue_capacity: usize,
+        options: HubOptions,
+    ) -> Self {
+        let presence = options.subscription_events.as_deref().map(Presence::new);
+        let core = Arc::new(Core::new(engine, history, presence));
         let (jobs, rx) = mpsc::channel(JOB_QUEUE);
         let writer_core = Arc::clone(&core);
         let spawned = std::thread::Builder::new()
@@ -146,7 +183,7 @@ impl Hub {
         }
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { update, reply })
+            .send(Job::Publish { update, reply })
             .await
             .map_err(|_| HubError::Unavailable("the history writer is not running".into()))?;
         answer
@@ -177,6 +214,13 @@ impl Hub {
             stream.shared_connection,
         ));
         let floor = self.core.register(&subscriber);
+        if self.core.presence.is_some() && stream.announce {
+            subscriber.mark_announced();
+            self.core.announce(
+                PresenceChange::Connected(Arc::clone(&subscriber)),
+                &self.jobs,
+            );
+        }
         self.core
             .counters
             .subscribers_total
@@ -198,9 +242,27 @@ impl Hub {
         })
     }
 
-    /// Removes a subscriber from the index (its stream ended).
+    /// Removes a subscriber from the index (its stream ended). The first removal of an
+    /// announced subscriber queues its subscription events (`active: false`).
     pub fn unsubscribe(&self, subscriber: &Subscriber) {
-        self.core.index.remove(subscriber);
+        if let Some(removed) = self.core.index.remove(subscriber) {
+            if removed.is_announced() {
+                self.core
+                    .announce(PresenceChange::Disconnected(removed), &self.jobs);
+            }
+        }
+    }
+
+    /// Whether active subscriptions are on (subscription events and the Subscription API).
+    pub fn subscription_events(&self) -> bool {
+        self.core.presence.is_some()
+    }
+
+    /// The active subscriptions selected by `query`, taken atomically with the fan-out, with the
+    /// id of the last update fanned out at that moment (`None` when the feature is off).
+    pub fn subscriptions(&self, query: &SubscriptionQuery) -> Option<SubscriptionSnapshot> {
+        self.core.presence.as_ref()?;
+        Some(self.core.snapshot(query))
     }
 
     /// Ends the connections of streams that are past their deadline or lagging by more than
@@ -218,7 +280,7 @@ impl Hub {
             .select(|s| s.is_overdue(now, grace, shared_lag_grace));
         for sub in &overdue {
             tracing::info!(subscriber = %sub.id, "ending the connection of a stream that stopped reading past its deadline or queue limit");
-            self.core.index.remove(sub);
+            self.unsubscribe(sub);
             sub.kill_connection();
         }
         overdue.len()

@@ -47,6 +47,18 @@ impl ValidUpdate {
     pub fn topics(&self) -> &[Box<str>] {
         &self.topics
     }
+    /// A hub-generated subscription event (spec "Subscription Events"): private, SSE type
+    /// `mercure`, a fresh id. Its topic is in the reserved namespace, so it bypasses `validate`.
+    pub fn subscription_event(topic: Box<str>, data: &str) -> Self {
+        let id = generate_id();
+        let frame = encode_event(&id, Some("mercure"), None, data);
+        Self {
+            id: id.into_boxed_str(),
+            topics: Box::new([topic]),
+            private: true,
+            frame,
+        }
+    }
     pub fn into_update(self, seq: u64) -> Update {
         Update {
             seq,

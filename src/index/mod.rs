@@ -37,10 +37,9 @@ impl Index {
         self.connected.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn remove(&self, sub: &Subscriber) {
-        if self.all.remove(&sub.num).is_none() {
-            return;
-        }
+    /// Removes `sub`; returns it on the first removal only.
+    pub fn remove(&self, sub: &Subscriber) -> Option<Arc<Subscriber>> {
+        let (_, removed) = self.all.remove(&sub.num)?;
         for topic in sub.exact_topics() {
             // Remove the entry when it becomes empty so the map does not keep dead topics.
             self.exact.remove_if_mut(topic, |_, subs| {
@@ -50,6 +49,7 @@ impl Index {
         }
         self.evaluated.remove(&sub.num);
         self.connected.fetch_sub(1, Ordering::Relaxed);
+        Some(removed)
     }
 
     /// Subscribers whose routing matchers select `update` (each at most once).

@@ -19,7 +19,7 @@ use crate::auth::Verifier;
 use crate::config::{Config, HistoryConfig};
 use crate::history::{History, LogHistory, MemoryHistory, NoHistory};
 use crate::http::{self, AppState, ConnInfo};
-use crate::hub::Hub;
+use crate::hub::{Hub, HubOptions};
 use crate::subscriber::ConnectionKill;
 use crate::topic::{HubUrl, MatcherEngine};
 
@@ -67,7 +67,17 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
         .map_err(StartupError::Keys)?
         .with_compat(config.compat_any());
     let history = open_history(&config.history)?;
-    let hub = Arc::new(Hub::new(engine, history, config.subscriber_queue_capacity));
+    let options = HubOptions {
+        subscription_events: config
+            .subscriptions
+            .then(|| crate::http::HUB_PATH.to_owned()),
+    };
+    let hub = Arc::new(Hub::with_options(
+        engine,
+        history,
+        config.subscriber_queue_capacity,
+        options,
+    ));
     let tls_acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let plain = match config.addr {
         Some(addr) => Some(bind(addr).await?),

@@ -48,6 +48,9 @@ pub struct Subscriber {
     shared_connection: bool,
     /// When the stream last handed a frame to the connection (ms since `epoch()`).
     last_progress_ms: AtomicU64,
+    /// Its subscription events were published (active subscriptions on, not a `HEAD` probe):
+    /// its removal publishes the `active: false` ones.
+    announced: AtomicBool,
 }
 
 /// A process-wide time base for the atomically stored progress timestamps.
@@ -117,7 +120,21 @@ impl Subscriber {
             lagging_since: OnceLock::new(),
             shared_connection,
             last_progress_ms: AtomicU64::new(millis_since_epoch(Instant::now())),
+            announced: AtomicBool::new(false),
         }
+    }
+
+    /// The token's grants (`None`: anonymous).
+    pub fn grants(&self) -> Option<&Arc<Grants>> {
+        self.grants.as_ref()
+    }
+
+    pub fn mark_announced(&self) {
+        self.announced.store(true, Ordering::Release);
+    }
+
+    pub fn is_announced(&self) -> bool {
+        self.announced.load(Ordering::Acquire)
     }
 
     pub fn deadline(&self) -> Option<Instant> {
