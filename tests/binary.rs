@@ -432,3 +432,102 @@ async fn running_out_of_file_descriptors_is_survived() {
     proc.signal("-TERM");
     assert_eq!(proc.wait_exit().code(), Some(0));
 }
+
+/// Spec "Subscription Events" + issue 3: subscription events go through history. SIGTERM ends
+/// the streams and commits their disconnect events before the process exits, so after a restart
+/// the history never shows a subscription `active: true` without its `active: false`.
+#[tokio::test]
+async fn sigterm_commits_the_disconnect_events_of_the_streams_it_ends() {
+    const SECRET: &str = "a-subscriber-secret-long-enough-0123456789";
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--publisher-jwt-key",
+        "a-publisher-secret-long-enough-0123456789",
+        "--subscriber-jwt-key",
+        SECRET,
+        "--issuer",
+        ISSUER,
+        "--resource-identifier",
+        RESOURCE,
+        "--subscriptions",
+    ];
+    let token = hs256_token(
+        SECRET,
+        claims(
+            ISSUER,
+            RESOURCE,
+            unix_now() + 3600,
+            serde_json::json!([subscribe_detail(&[("*", "")])]),
+        ),
+    );
+    let dir = temp_data_dir("presence");
+    let mut proc = HubProcess::spawn_in(&args, dir.clone());
+    proc.keep_data = true;
+    let addr = proc.listening_addr();
+    let client = TestClient::connect(addr, Proto::H2c).await;
+    // A watcher (its own event is under /subscriptions/urlpattern/, so it does not see itself).
+    let mut watcher = client
+        .open_stream(Request::sse("/.well-known/mercure?match_urlpattern=%2F.well-known%2Fmercure%2Fsubscriptions%2Fexact%2F*").bearer(&token))
+        .await;
+    assert_eq!(watcher.status, StatusCode::OK);
+    let mut streams = Vec::new();
+    for i in 0..20 {
+        let target = format!("/.well-known/mercure?match=https%3A%2F%2Fexample.com%2F{i}");
+        let s = client
+            .open_stream(Request::sse(&target).bearer(&token))
+            .await;
+        assert_eq!(s.status, StatusCode::OK);
+        streams.push(s);
+    }
+    // It sees the 20 arrivals live: they are committed.
+    let mut arrivals = 0;
+    while arrivals < 20 {
+        let ev = watcher.next_event(DEADLINE).await.expect("arrival events");
+        let doc: serde_json::Value = serde_json::from_str(&ev.data).unwrap();
+        if doc["active"] == true {
+            arrivals += 1;
+        }
+    }
+    proc.signal("-TERM");
+    for s in &mut streams {
+        assert!(s.wait_end(DEADLINE).await);
+    }
+    assert_eq!(proc.wait_exit().code(), Some(0));
+    drop(proc);
+
+    let mut proc = HubProcess::spawn_in(&args, dir);
+    let addr = proc.listening_addr();
+    let client = TestClient::connect(addr, Proto::H2c).await;
+    let mut replay = client
+        .open_stream(
+            Request::sse("/.well-known/mercure?match_urlpattern=%2F.well-known%2Fmercure%2Fsubscriptions%2Fexact%2F*&last_event_id=earliest")
+                .bearer(&token),
+        )
+        .await;
+    assert_eq!(replay.header("mercure-last-event-id"), Some("earliest"));
+    let mut active = std::collections::HashMap::new();
+    // 20 arrivals + 20 departures (+ the first watcher's own: it used a urlpattern matcher, so
+    // its events are not under /subscriptions/exact/).
+    for _ in 0..40 {
+        let ev = replay
+            .next_event(DEADLINE)
+            .await
+            .expect("replayed subscription events");
+        let doc: serde_json::Value = serde_json::from_str(&ev.data).unwrap();
+        let subscriber = doc["subscriber"].as_str().unwrap().to_owned();
+        let is_active = doc["active"].as_bool().unwrap();
+        let previous = active.insert(subscriber.clone(), is_active);
+        assert_eq!(
+            previous,
+            if is_active { None } else { Some(true) },
+            "{subscriber}"
+        );
+    }
+    assert_eq!(active.len(), 20);
+    assert!(
+        active.values().all(|a| !a),
+        "every arrival has its departure"
+    );
+    proc.keep_data = false;
+}

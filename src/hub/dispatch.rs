@@ -35,6 +35,9 @@ pub(super) enum Job {
     },
     /// Presence changes are queued (see `Core::presence`).
     Wake,
+    /// Answered once everything queued before it (publishes and presence changes) has been
+    /// committed (or refused) and fanned out.
+    Flush(oneshot::Sender<()>),
 }
 
 /// What was fanned out last, and the active subscriptions as of then.
@@ -231,6 +234,8 @@ impl Core {
         // (causal order, e.g. a disconnect before the publish that follows it).
         let mut held: Vec<Job> = Vec::with_capacity(MAX_BATCH);
         let mut owed = 0usize;
+        // Flush barriers taken into the current batch: answered after it.
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             let mut received = false;
             if held.is_empty() && self.may_block() {
@@ -258,10 +263,13 @@ impl Core {
             owed = owed.saturating_sub(took);
             if owed == 0 {
                 for job in held.drain(..) {
-                    take(job, &mut pending, &mut slots);
+                    take(job, &mut pending, &mut slots, &mut flushes);
                 }
             }
             if pending.is_empty() {
+                for done in flushes.drain(..) {
+                    let _ = done.send(());
+                }
                 continue;
             }
             for (i, update) in pending.drain(..).enumerate() {
@@ -297,6 +305,9 @@ impl Core {
                         }
                     }
                 }
+            }
+            for done in flushes.drain(..) {
+                let _ = done.send(());
             }
         }
     }
@@ -341,9 +352,18 @@ enum Slot {
     Effect(Effect),
 }
 
-fn take(job: Job, pending: &mut Vec<ValidUpdate>, slots: &mut Vec<Slot>) {
-    if let Job::Publish { update, reply } = job {
-        pending.push(update);
-        slots.push(Slot::Reply(reply));
+fn take(
+    job: Job,
+    pending: &mut Vec<ValidUpdate>,
+    slots: &mut Vec<Slot>,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+) {
+    match job {
+        Job::Publish { update, reply } => {
+            pending.push(update);
+            slots.push(Slot::Reply(reply));
+        }
+        Job::Flush(done) => flushes.push(done),
+        Job::Wake => {}
     }
 }

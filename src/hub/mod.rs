@@ -191,6 +191,15 @@ impl Hub {
             .map_err(|_| HubError::Unavailable("the history writer stopped".into()))?
     }
 
+    /// Waits until everything queued before this call — publishes and subscription events
+    /// (e.g. the disconnects of streams just ended) — is committed to history and fanned out.
+    pub async fn flush(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.jobs.send(Job::Flush(done)).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+
     /// Registers a subscriber (before any replay, so nothing published meanwhile is missed)
     /// and resolves its cursor.
     pub fn subscribe(

@@ -161,6 +161,14 @@ impl RunningHub {
         if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
             tracing::warn!(grace = ?grace, "connections still open after the grace period; closing them");
         }
+        // The streams that just ended queued their subscription events: commit them before
+        // the process goes, so history never keeps an `active: true` without its `false`.
+        if tokio::time::timeout(grace, state.hub.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("history writer not drained within the grace period");
+        }
     }
 }
 
