@@ -1,6 +1,6 @@
-//! `GET <hub path>/subscriptions[/{match_type}/{match}[/{subscriber}]]` (spec "Subscription
-//! API"): authorized by a `subscribe` grant on the request path; a snapshot consistent with the
-//! subscription events, its cursor in the `Link` header and the `ETag`.
+//! `GET <hub path>/subscriptions[/{match_type}/{match}[/{subscriber}]]` (spec "Subscription API",
+//! plus the v8 `/{topic}[/{subscriber}]` routes in compatibility mode): authorized by a `subscribe`
+//! grant on the request path; a snapshot consistent with the events, its cursor in `Link`/`ETag`.
 use std::fmt::Write as _;
 
 use http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, ETAG, IF_NONE_MATCH, LINK};
@@ -30,7 +30,7 @@ pub fn handle(
     if method != Method::GET && method != Method::HEAD {
         return Err(HubError::MethodNotAllowed("GET, HEAD, OPTIONS"));
     }
-    let query = parse_path(path)?;
+    let query = parse_path(path, state.config.compat_any())?;
     authorize(state, ctx, headers, path)?;
     let snapshot = state.hub.subscriptions(&query).ok_or(HubError::NotFound)?;
     let cursor = snapshot.last_event_id.as_deref().unwrap_or("earliest");
@@ -75,7 +75,10 @@ pub fn handle(
 
 /// The path segments after `<hub path>/subscriptions`, percent-decoded. A bad escape or an
 /// unknown matcher type is a malformed request (400); any other shape does not exist (404).
-fn parse_path(path: &str) -> Result<SubscriptionQuery, HubError> {
+/// With `compat` (0.x `topic=` selectors exist), the v8 routes too (reference hub §4):
+/// `/{topic}` and `/{topic}/{subscriber}`; a two-segment path whose first segment is a matcher
+/// type stays the modern per-matcher collection.
+fn parse_path(path: &str, compat: bool) -> Result<SubscriptionQuery, HubError> {
     let rest = path
         .strip_prefix(HUB_PATH)
         .and_then(|r| r.strip_prefix(SUBSCRIPTIONS_SEGMENT))
@@ -84,7 +87,8 @@ fn parse_path(path: &str) -> Result<SubscriptionQuery, HubError> {
         return Ok(SubscriptionQuery::All);
     }
     let segments: Vec<&str> = rest[1..].split('/').collect();
-    if segments.len() < 2 || segments.len() > 3 || segments.iter().any(|s| s.is_empty()) {
+    let shortest = if compat { 1 } else { 2 };
+    if segments.len() < shortest || segments.len() > 3 || segments.iter().any(|s| s.is_empty()) {
         return Err(HubError::NotFound);
     }
     let decode = |s: &str| {
@@ -93,8 +97,17 @@ fn parse_path(path: &str) -> Result<SubscriptionQuery, HubError> {
             .map(|c| c.into_owned())
             .map_err(|_| HubError::bad_request("path segment is not valid percent-encoded UTF-8"))
     };
-    let kind = MatcherType::from_name(&decode(segments[0])?)
-        .ok_or_else(|| HubError::bad_request("unknown matcher type"))?;
+    let first = decode(segments[0])?;
+    let kind = MatcherType::from_name(&first);
+    if compat && segments.len() < 3 && (segments.len() == 1 || kind.is_none()) {
+        return Ok(match segments.get(1) {
+            None => SubscriptionQuery::Matcher(MatcherType::Template, first),
+            Some(subscriber) => {
+                SubscriptionQuery::One(MatcherType::Template, first, decode(subscriber)?)
+            }
+        });
+    }
+    let kind = kind.ok_or_else(|| HubError::bad_request("unknown matcher type"))?;
     let pattern = decode(segments[1])?;
     Ok(match segments.get(2) {
         None => SubscriptionQuery::Matcher(kind, pattern),
@@ -169,29 +182,72 @@ mod tests {
         assert!(is_api_path("/.well-known/mercure/subscriptions/exact/a"));
         assert!(!is_api_path("/.well-known/mercure/subscriptionsx"));
         assert_eq!(
-            parse_path("/.well-known/mercure/subscriptions").unwrap(),
+            parse_path("/.well-known/mercure/subscriptions", false).unwrap(),
             SubscriptionQuery::All
         );
         assert_eq!(
-            parse_path("/.well-known/mercure/subscriptions/urlpattern/%2Fa%2F%3Aid%20x%25")
-                .unwrap(),
+            parse_path(
+                "/.well-known/mercure/subscriptions/urlpattern/%2Fa%2F%3Aid%20x%25",
+                false
+            )
+            .unwrap(),
             SubscriptionQuery::Matcher(MatcherType::UrlPattern, "/a/:id x%".into())
         );
         assert_eq!(
-            parse_path("/.well-known/mercure/subscriptions/exact/a/urn%3Auuid%3A1").unwrap(),
+            parse_path(
+                "/.well-known/mercure/subscriptions/exact/a/urn%3Auuid%3A1",
+                false
+            )
+            .unwrap(),
             SubscriptionQuery::One(MatcherType::Exact, "a".into(), "urn:uuid:1".into())
         );
         assert!(matches!(
-            parse_path("/.well-known/mercure/subscriptions/regex/a"),
+            parse_path("/.well-known/mercure/subscriptions/regex/a", false),
             Err(HubError::BadRequest(_))
         ));
         assert!(matches!(
-            parse_path("/.well-known/mercure/subscriptions/exact/%FF"),
+            parse_path("/.well-known/mercure/subscriptions/exact/%FF", false),
             Err(HubError::BadRequest(_))
         ));
         for p in ["/exact", "/exact/", "/exact/a/b/c", "/"] {
             let full = format!("/.well-known/mercure/subscriptions{p}");
-            assert!(matches!(parse_path(&full), Err(HubError::NotFound)), "{p}");
+            assert!(
+                matches!(parse_path(&full, false), Err(HubError::NotFound)),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn v8_paths_in_compatibility_mode() {
+        let p = |rest: &str| parse_path(&format!("/.well-known/mercure/subscriptions{rest}"), true);
+        let t = MatcherType::Template;
+        assert_eq!(p("").unwrap(), SubscriptionQuery::All);
+        assert_eq!(
+            p("/https%3A%2F%2Fex.com%2F%7Bid%7D").unwrap(),
+            SubscriptionQuery::Matcher(t, "https://ex.com/{id}".into())
+        );
+        assert_eq!(
+            p("/regex/urn%3Auuid%3A1").unwrap(),
+            SubscriptionQuery::One(t, "regex".into(), "urn:uuid:1".into())
+        );
+        assert_eq!(
+            p("/exact").unwrap(),
+            SubscriptionQuery::Matcher(t, "exact".into())
+        );
+        // A matcher type first: still the modern per-matcher collection and single.
+        assert_eq!(
+            p("/exact/a").unwrap(),
+            SubscriptionQuery::Matcher(MatcherType::Exact, "a".into())
+        );
+        assert_eq!(
+            p("/urlpattern/a/b").unwrap(),
+            SubscriptionQuery::One(MatcherType::UrlPattern, "a".into(), "b".into())
+        );
+        assert!(matches!(p("/regex/a/b"), Err(HubError::BadRequest(_))));
+        assert!(matches!(p("/%FF"), Err(HubError::BadRequest(_))));
+        for rest in ["/", "/a/", "//b", "/a/b/c/d"] {
+            assert!(matches!(p(rest), Err(HubError::NotFound)), "{rest}");
         }
     }
 

@@ -27,20 +27,25 @@ pub fn expand_into(out: &mut String, value: &str) {
 }
 
 /// `<hub path>/subscriptions/{match_type}/{match}`, or the whole collection without a matcher.
+/// A 0.x `topic=` selector (compatibility mode) has the v8 shape `<hub path>/subscriptions/{topic}`,
+/// without a match type segment.
 pub fn collection_topic(hub_path: &str, matcher: Option<(MatcherType, &str)>) -> String {
     let mut out = String::with_capacity(hub_path.len() + 64);
     out.push_str(hub_path);
     out.push_str(SUBSCRIPTIONS_SEGMENT);
     if let Some((kind, pattern)) = matcher {
         out.push('/');
-        out.push_str(kind.name());
-        out.push('/');
+        if kind != MatcherType::Template {
+            out.push_str(kind.name());
+            out.push('/');
+        }
         expand_into(&mut out, pattern);
     }
     out
 }
 
-/// `<hub path>/subscriptions/{match_type}/{match}/{subscriber}`.
+/// `<hub path>/subscriptions/{match_type}/{match}/{subscriber}` (v8 shape for a `topic=`
+/// selector: `<hub path>/subscriptions/{topic}/{subscriber}`).
 pub fn subscription_topic(
     hub_path: &str,
     kind: MatcherType,
@@ -65,13 +70,18 @@ pub struct SubscriptionDoc {
 }
 
 impl SubscriptionDoc {
-    /// The JSON document (spec "Subscription Events").
+    /// The JSON document (spec "Subscription Events"); a `topic=` selector's carries `topic`
+    /// instead of `match_type` and `match` (v8 shape, otherwise modern).
     pub fn to_json(&self, active: bool) -> serde_json::Value {
         let mut doc = serde_json::Map::new();
         doc.insert("id".into(), (*self.topic).into());
         doc.insert("type".into(), "subscription".into());
-        doc.insert("match_type".into(), self.match_type.name().into());
-        doc.insert("match".into(), (*self.pattern).into());
+        if self.match_type == MatcherType::Template {
+            doc.insert("topic".into(), (*self.pattern).into());
+        } else {
+            doc.insert("match_type".into(), self.match_type.name().into());
+            doc.insert("match".into(), (*self.pattern).into());
+        }
         doc.insert("subscriber".into(), (*self.subscriber).into());
         doc.insert("active".into(), active.into());
         if let Some(p) = &self.payload {
@@ -238,5 +248,36 @@ mod tests {
         let mut u = String::new();
         expand_into(&mut u, "é");
         assert_eq!(u, "%C3%A9");
+    }
+
+    #[test]
+    fn template_selectors_have_the_v8_shape() {
+        let hub = "/.well-known/mercure";
+        let topic = subscription_topic(hub, MatcherType::Template, "/b/{id}", "urn:uuid:1");
+        assert_eq!(
+            topic,
+            "/.well-known/mercure/subscriptions/%2Fb%2F%7Bid%7D/urn%3Auuid%3A1"
+        );
+        assert_eq!(
+            collection_topic(hub, Some((MatcherType::Template, "a b"))),
+            "/.well-known/mercure/subscriptions/a%20b"
+        );
+        let doc = SubscriptionDoc {
+            topic: topic.clone().into_boxed_str(),
+            match_type: MatcherType::Template,
+            pattern: "/b/{id}".into(),
+            subscriber: "urn:uuid:1".into(),
+            payload: None,
+        };
+        assert_eq!(
+            doc.to_json(false),
+            serde_json::json!({
+                "id": topic,
+                "type": "subscription",
+                "topic": "/b/{id}",
+                "subscriber": "urn:uuid:1",
+                "active": false,
+            })
+        );
     }
 }
