@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use http::StatusCode;
-use quicksilver::auth::IssuerConfig;
+use quicksilver::auth::{IssuerConfig, JwksSource, JwksUrl};
 use serde_json::{json, Value};
 
 const HUB: &str = "/.well-known/mercure";
@@ -49,7 +49,7 @@ fn jwks_issuer(id: &str, path: &std::path::Path) -> IssuerConfig {
         id: id.to_owned(),
         publisher: None,
         subscriber: None,
-        publisher_jwks: Some(path.to_owned()),
+        publisher_jwks: Some(JwksSource::File(path.to_owned())),
         subscriber_jwks: None,
         authorization_server: true,
     }
@@ -198,4 +198,272 @@ async fn jwks_issuers_are_not_pooled() {
     );
     hub.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A local HTTPS server (dev certificate for `localhost`) serving a JWK Set the test can swap,
+/// or an error status; counts the requests it answers.
+struct JwksServer {
+    port: u16,
+    reply: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl JwksServer {
+    async fn start(keys: &[Value]) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use std::sync::atomic::Ordering;
+        let dir = certs_dev_dir();
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("localhost.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("localhost-key.pem")).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let reply = std::sync::Arc::new(std::sync::Mutex::new((
+            200,
+            json!({ "keys": keys }).to_string(),
+        )));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (reply2, hits2) = (reply.clone(), hits.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, reply, hits) = (acceptor.clone(), reply2.clone(), hits2.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req| {
+                        let (reply, hits) = (reply.clone(), hits.clone());
+                        async move {
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let (status, body) = reply.lock().unwrap().clone();
+                            let status = if req.uri().path() == "/jwks.json" {
+                                status
+                            } else {
+                                404
+                            };
+                            let response = http::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                                .unwrap();
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            port,
+            reply,
+            hits,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}/jwks.json", self.port)
+    }
+
+    fn serve(&self, status: u16, keys: &[Value]) {
+        *self.reply.lock().unwrap() = (status, json!({ "keys": keys }).to_string());
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn url_issuer(id: &str, url: String, min_interval: std::time::Duration) -> IssuerConfig {
+    let mut source = JwksUrl::new(url);
+    source.ca_file = Some(certs_dev_dir().join("ca.pem"));
+    source.refresh_min_interval = min_interval;
+    IssuerConfig {
+        id: id.to_owned(),
+        publisher: None,
+        subscriber: None,
+        publisher_jwks: Some(JwksSource::Url(source)),
+        subscriber_jwks: None,
+        authorization_server: false,
+    }
+}
+
+/// Retries `token` (a real request each time, up to ~10 s) until it gets `want`.
+async fn until_status(client: &TestClient, token: &str, want: StatusCode) -> bool {
+    for _ in 0..200 {
+        if publish_status(client, token).await == want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn jwks_health(client: &TestClient) -> Value {
+    let health = client.send(Request::get("/healthz")).await.json();
+    health["jwks"][0].clone()
+}
+
+// An HTTPS JWK Set: fetched at start, a rotated key picked up after the refresh its `kid` miss
+// triggers (rate-limited), HS256 and algorithm confusion rejected, a failing server keeps the
+// last good set and shows in `/healthz`.
+#[tokio::test]
+async fn jwks_url_rotation_rate_limit_and_failure() {
+    let (a, b, rsa) = (TestKey::es256(), TestKey::es256(), TestKey::rsa_fixture());
+    let set_a = [jwk(&a, "a", Some("ES256")), jwk(&rsa, "r", None)];
+    let server = JwksServer::start(&set_a).await;
+    let min_interval = std::time::Duration::from_secs(2);
+    let url = server.url();
+    let hub = TestHub::start_with(|c| c.issuers.push(url_issuer(IDP, url, min_interval))).await;
+    let client = hub.client(Proto::H1).await;
+
+    // Fetched before the hub serves.
+    assert_eq!(
+        publish_status(&client, &token("ES256", &a, Some("a"), IDP)).await,
+        StatusCode::OK
+    );
+    let status = jwks_health(&client).await;
+    assert_eq!(status["source"], server.url(), "{status}");
+    assert_eq!(status["keys"], 2);
+    assert_eq!(status["loads"], 1);
+    assert!(status["error"].is_null(), "{status}");
+    assert!(status["last_success"].as_u64().is_some(), "{status}");
+    assert_eq!(
+        publish_status(&client, &token("RS256", &rsa, Some("r"), IDP)).await,
+        StatusCode::OK
+    );
+    // Algorithm confusion: the RSA key is bound to RS256; ES256's key never verifies HS256,
+    // neither keyed with its JWK text nor with its raw public key.
+    assert_eq!(
+        publish_status(&client, &token("PS256", &rsa, Some("r"), IDP)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    for secret in [
+        serde_json::to_vec(&jwk(&a, "a", Some("ES256"))).unwrap(),
+        a.public_key_raw(),
+    ] {
+        let hmac = TestKey::hmac(&secret);
+        assert_eq!(
+            publish_status(&client, &token("HS256", &hmac, Some("a"), IDP)).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    // Rotation: b replaces a at the server. The first b token misses (and asks for a refresh);
+    // once fetched, b verifies and a does not.
+    server.serve(200, &[jwk(&b, "b", Some("ES256"))]);
+    let token_b = token("ES256", &b, Some("b"), IDP);
+    assert_eq!(
+        publish_status(&client, &token_b).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(until_status(&client, &token_b, StatusCode::OK).await);
+    assert_eq!(
+        publish_status(&client, &token("ES256", &a, Some("a"), IDP)).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Rate limit: a burst of unknown kids costs at most one fetch per interval.
+    let unknown = token("ES256", &TestKey::es256(), Some("zzz"), IDP);
+    let before = server.hits();
+    for _ in 0..20 {
+        assert_eq!(
+            publish_status(&client, &unknown).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let mut refreshed = false;
+    for _ in 0..200 {
+        if server.hits() > before {
+            refreshed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refreshed, "the misses triggered a refresh");
+    for _ in 0..20 {
+        assert_eq!(
+            publish_status(&client, &unknown).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(server.hits(), before + 1, "one fetch within the rate limit");
+
+    // A failing server: the last good set stays in use and health shows the error.
+    server.serve(500, &[]);
+    let mut reported = Value::Null;
+    for _ in 0..200 {
+        assert_eq!(
+            publish_status(&client, &unknown).await,
+            StatusCode::UNAUTHORIZED
+        );
+        reported = jwks_health(&client).await;
+        if reported["error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        reported["error"].as_str().unwrap().contains("500"),
+        "{reported}"
+    );
+    assert_eq!(reported["keys"], 1, "{reported}");
+    assert_eq!(publish_status(&client, &token_b).await, StatusCode::OK);
+    hub.shutdown().await;
+}
+
+// A set unavailable at start: the hub starts anyway, its tokens are rejected and health shows
+// why; the set is fetched in the background once the server answers.
+#[tokio::test]
+async fn jwks_url_unavailable_at_start() {
+    let key = TestKey::es256();
+    let server = JwksServer::start(&[]).await;
+    server.serve(503, &[]);
+    let url = server.url();
+    let hub = TestHub::start_with(|c| {
+        c.issuers
+            .push(url_issuer(IDP, url, std::time::Duration::from_millis(100)))
+    })
+    .await;
+    let client = hub.client(Proto::H1).await;
+    let token = token("ES256", &key, Some("k"), IDP);
+    assert_eq!(
+        publish_status(&client, &token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let status = jwks_health(&client).await;
+    assert!(
+        status["error"].as_str().unwrap().contains("503"),
+        "{status}"
+    );
+    assert_eq!(status["loads"], 0);
+    assert!(status["last_success"].is_null());
+    server.serve(200, &[jwk(&key, "k", None)]);
+    assert!(until_status(&client, &token, StatusCode::OK).await);
+    assert!(jwks_health(&client).await["error"].is_null());
+    hub.shutdown().await;
 }

@@ -14,7 +14,7 @@ use super::Algorithm;
 const MAX_KEYS: usize = 100;
 
 #[derive(Debug)]
-struct Jwk {
+pub(super) struct Jwk {
     kid: Option<String>,
     key: VerifyKey,
 }
@@ -31,6 +31,8 @@ struct State {
     error: Option<String>,
     /// Successful loads so far (1 after start).
     loads: u64,
+    /// Unix time of the last successful load.
+    last_success: Option<u64>,
 }
 
 /// A JWK Set file and its current keys.
@@ -47,6 +49,43 @@ pub struct JwksStatus {
     pub keys: usize,
     pub loads: u64,
     pub error: Option<String>,
+    /// Unix time (seconds) of the last successful load or fetch.
+    pub last_success: Option<u64>,
+}
+
+/// Unix time in seconds.
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Verifies with the key named by `kid` (any key when the token has none) whose bound algorithm
+/// is `alg`; `None` when no key has that `kid` (a miss: the set may need refreshing).
+pub(super) fn verify_in(
+    keys: &[Jwk],
+    kid: Option<&str>,
+    alg: Algorithm,
+    message: &[u8],
+    signature: &[u8],
+) -> Option<Result<(), String>> {
+    let mut named = false;
+    for jwk in keys
+        .iter()
+        .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
+    {
+        named = true;
+        // RFC 8725 §3.1: the key's bound algorithm decides, the token only has to agree.
+        if jwk.key.alg() == alg && jwk.key.verify(message, signature) {
+            return Some(Ok(()));
+        }
+    }
+    named.then(|| {
+        Err(format!(
+            "no JWK with this kid verifies an {} signature",
+            alg.name()
+        ))
+    })
 }
 
 impl JwksKeys {
@@ -61,6 +100,7 @@ impl JwksKeys {
                 stamp,
                 error: None,
                 loads: 1,
+                last_success: Some(unix_now()),
             }),
         })
     }
@@ -89,6 +129,7 @@ impl JwksKeys {
                 state.keys = Arc::new(keys);
                 state.error = None;
                 state.loads += 1;
+                state.last_success = Some(unix_now());
                 tracing::info!(path = %self.path.display(), keys = state.keys.len(), "JWK Set reloaded");
                 true
             }
@@ -111,23 +152,8 @@ impl JwksKeys {
     ) -> Result<(), String> {
         let mut reloaded = false;
         loop {
-            let keys = self.current();
-            let mut named = false;
-            for jwk in keys
-                .iter()
-                .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
-            {
-                named = true;
-                // RFC 8725 §3.1: the key's bound algorithm decides, the token only has to agree.
-                if jwk.key.alg() == alg && jwk.key.verify(message, signature) {
-                    return Ok(());
-                }
-            }
-            if named {
-                return Err(format!(
-                    "no JWK with this kid verifies an {} signature",
-                    alg.name()
-                ));
+            if let Some(result) = verify_in(&self.current(), kid, alg, message, signature) {
+                return result;
             }
             if reloaded || !self.reload_if_changed() {
                 return Err("no JWK with this kid".to_owned());
@@ -137,18 +163,16 @@ impl JwksKeys {
     }
 
     pub(crate) fn status(&self) -> JwksStatus {
-        let (keys, loads, error) = match self.state.lock() {
-            Ok(s) => (s.keys.len(), s.loads, s.error.clone()),
-            Err(p) => {
-                let s = p.into_inner();
-                (s.keys.len(), s.loads, s.error.clone())
-            }
+        let state = match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
         };
         JwksStatus {
             source: self.path.display().to_string(),
-            keys,
-            loads,
-            error,
+            keys: state.keys.len(),
+            loads: state.loads,
+            error: state.error.clone(),
+            last_success: state.last_success,
         }
     }
 }
@@ -178,7 +202,7 @@ fn read(path: &Path) -> Result<Vec<Jwk>, String> {
 
 /// Parses a JWK Set; keys that can never verify here (`oct`, `use` ≠ `sig`, unknown types) are
 /// skipped, malformed ones reject the set, and a set with no usable key is an error.
-fn parse(text: &str) -> Result<Vec<Jwk>, String> {
+pub(super) fn parse(text: &str) -> Result<Vec<Jwk>, String> {
     let set: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let Some(Value::Array(entries)) = set.get("keys") else {
         return Err("not a JWK Set (no keys array)".to_owned());

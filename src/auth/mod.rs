@@ -2,6 +2,7 @@
 //! bound to issuers and algorithms, RFC 9068 claim checks, and `authorization_details` → `Grants`.
 //! Pure and sync; never logs or returns a token.
 mod claims;
+mod fetch;
 mod grants;
 mod jwks;
 mod jws;
@@ -110,12 +111,52 @@ pub struct IssuerConfig {
     pub id: String,
     pub publisher: Option<KeyConfig>,
     pub subscriber: Option<KeyConfig>,
-    /// JWK Set file verifying publisher tokens (instead of `publisher`).
-    pub publisher_jwks: Option<std::path::PathBuf>,
-    /// JWK Set file verifying subscriber tokens (instead of `subscriber`).
-    pub subscriber_jwks: Option<std::path::PathBuf>,
+    /// JWK Set (file or HTTPS URL) verifying publisher tokens (instead of `publisher`).
+    pub publisher_jwks: Option<JwksSource>,
+    /// JWK Set (file or HTTPS URL) verifying subscriber tokens (instead of `subscriber`).
+    pub subscriber_jwks: Option<JwksSource>,
     /// Advertised in `authorization_servers` of the resource metadata.
     pub authorization_server: bool,
+}
+
+/// Where a JWK Set comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A local file, re-read when a `kid` is unknown and the file changed.
+    File(std::path::PathBuf),
+    /// An `https://` URL, fetched at start, on an interval and on a `kid` miss.
+    Url(JwksUrl),
+}
+
+/// An HTTPS JWK Set source and how it is fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksUrl {
+    /// `https://` only; redirects are not followed.
+    pub url: String,
+    /// Extra trusted CA certificates (PEM), besides the platform's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Periodic refresh.
+    pub refresh_interval: std::time::Duration,
+    /// At most one fetch per this period (a `kid` miss never fetches more often).
+    pub refresh_min_interval: std::time::Duration,
+}
+
+impl JwksUrl {
+    /// Default periodic refresh: 10 minutes.
+    pub const DEFAULT_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+    /// Default rate limit of refreshes: one per 30 seconds.
+    pub const DEFAULT_REFRESH_MIN_INTERVAL: std::time::Duration =
+        std::time::Duration::from_secs(30);
+
+    /// A source with the default intervals and no extra CA.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ca_file: None,
+            refresh_interval: Self::DEFAULT_REFRESH_INTERVAL,
+            refresh_min_interval: Self::DEFAULT_REFRESH_MIN_INTERVAL,
+        }
+    }
 }
 
 /// Which endpoint role a token is verified for (selects the issuer's key).

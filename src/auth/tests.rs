@@ -998,20 +998,30 @@ fn jwks_sources_are_checked_at_start() {
     let bad = dir.join("bad.json");
     std::fs::write(&bad, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
     let mut config = issuer(ISS, Some((SECRET, Algorithm::HS256)), None);
-    config.publisher_jwks = Some(bad.clone());
+    config.publisher_jwks = Some(JwksSource::File(bad.clone()));
     let errors = Verifier::new(&[config], engine()).unwrap_err();
     assert!(errors
         .iter()
         .any(|e| e.contains("both a publisher key and a publisher JWK Set")));
     let mut config = issuer(ISS, None, None);
-    config.subscriber_jwks = Some(bad);
+    config.subscriber_jwks = Some(JwksSource::File(bad));
     let errors = Verifier::new(&[config], engine()).unwrap_err();
     assert!(
         errors.iter().any(|e| e.contains("no usable signature key")),
         "{errors:?}"
     );
     let mut config = issuer(ISS, None, None);
-    config.subscriber_jwks = Some(dir.join("missing.json"));
+    config.subscriber_jwks = Some(JwksSource::File(dir.join("missing.json")));
     assert!(Verifier::new(&[config], engine()).is_err());
+    // An HTTPS set needs the runtime its refresher runs on, and a readable CA file.
+    let mut config = issuer(ISS, None, None);
+    config.subscriber_jwks = Some(JwksSource::Url(JwksUrl::new("https://idp.test/jwks")));
+    let errors = Verifier::new(&[config.clone()], engine()).unwrap_err();
+    assert!(errors.iter().any(|e| e.contains("runtime")), "{errors:?}");
+    let mut url = JwksUrl::new("https://idp.test/jwks");
+    url.ca_file = Some(dir.join("missing-ca.pem"));
+    config.subscriber_jwks = Some(JwksSource::Url(url));
+    let errors = Verifier::new(&[config], engine()).unwrap_err();
+    assert!(errors.iter().any(|e| e.contains("CA file")), "{errors:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

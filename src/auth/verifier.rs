@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::fetch::UrlKeys;
 use super::jwks::JwksKeys;
 use super::keys::VerifyKey;
 use super::{
-    claims, grants, jws, AuthError, Claims, Grants, IssuerConfig, JwksStatus, KeyConfig, Role,
+    claims, grants, jws, AuthError, Claims, Grants, IssuerConfig, JwksSource, JwksStatus,
+    KeyConfig, Role,
 };
 use crate::topic::MatcherEngine;
 
@@ -32,6 +34,7 @@ struct IssuerKeys {
 enum RoleKey {
     Static(VerifyKey),
     Jwks(JwksKeys),
+    JwksUrl(UrlKeys),
 }
 
 impl IssuerKeys {
@@ -65,7 +68,7 @@ impl Verifier {
                 errors.push(format!("{name}: no publisher or subscriber key"));
             }
             let mut load =
-                |role: Role, config: &Option<KeyConfig>, jwks: &Option<std::path::PathBuf>| match (
+                |role: Role, config: &Option<KeyConfig>, jwks: &Option<JwksSource>| match (
                     config, jwks,
                 ) {
                     (Some(_), Some(_)) => {
@@ -79,8 +82,12 @@ impl Verifier {
                         .map(RoleKey::Static)
                         .map_err(|e| errors.push(format!("{name}, {} key: {e}", role.name())))
                         .ok(),
-                    (None, Some(path)) => JwksKeys::load(path)
+                    (None, Some(JwksSource::File(path))) => JwksKeys::load(path)
                         .map(RoleKey::Jwks)
+                        .map_err(|e| errors.push(format!("{name}, {} JWK Set: {e}", role.name())))
+                        .ok(),
+                    (None, Some(JwksSource::Url(url))) => UrlKeys::start(url)
+                        .map(RoleKey::JwksUrl)
                         .map_err(|e| errors.push(format!("{name}, {} JWK Set: {e}", role.name())))
                         .ok(),
                     (None, None) => None,
@@ -122,13 +129,26 @@ impl Verifier {
         let mut out = Vec::new();
         for (id, keys) in &self.issuers {
             for role in [Role::Publisher, Role::Subscriber] {
-                if let Some(RoleKey::Jwks(set)) = keys.key(role) {
-                    out.push((id.to_string(), role, set.status()));
+                match keys.key(role) {
+                    Some(RoleKey::Jwks(set)) => out.push((id.to_string(), role, set.status())),
+                    Some(RoleKey::JwksUrl(set)) => out.push((id.to_string(), role, set.status())),
+                    _ => {}
                 }
             }
         }
         out.sort_by(|a, b| (&a.0, a.1.name()).cmp(&(&b.0, b.1.name())));
         out
+    }
+    /// Resolves once every HTTPS JWK Set has finished its first fetch attempt (each is bounded
+    /// in time; a failure leaves the set empty and retried in the background).
+    pub async fn jwks_fetched(&self) {
+        for keys in self.issuers.values() {
+            for role in [Role::Publisher, Role::Subscriber] {
+                if let Some(RoleKey::JwksUrl(set)) = keys.key(role) {
+                    set.first_attempt().await;
+                }
+            }
+        }
     }
     /// Whether any issuer has a key for `role`.
     pub fn has_role(&self, role: Role) -> bool {
@@ -197,6 +217,12 @@ impl Verifier {
                 }
             }
             RoleKey::Jwks(set) => set.verify(
+                compact.kid.as_deref(),
+                compact.alg,
+                compact.signing_input,
+                &compact.signature,
+            )?,
+            RoleKey::JwksUrl(set) => set.verify(
                 compact.kid.as_deref(),
                 compact.alg,
                 compact.signing_input,

@@ -43,10 +43,11 @@ pub(crate) enum Setting {
     LogLevel,
     ProtocolVersionCompatibility,
     PublishOrigins,
+    JwksCaFile,
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 33] = [
+    pub(crate) const ALL: [Setting; 34] = [
         Setting::Addr,
         Setting::TlsAddr,
         Setting::TlsCert,
@@ -80,6 +81,7 @@ impl Setting {
         Setting::LogLevel,
         Setting::ProtocolVersionCompatibility,
         Setting::PublishOrigins,
+        Setting::JwksCaFile,
     ];
 
     /// The flag name without `--`.
@@ -118,6 +120,7 @@ impl Setting {
             Setting::LogLevel => "log-level",
             Setting::ProtocolVersionCompatibility => "protocol-version-compatibility",
             Setting::PublishOrigins => "publish-origins",
+            Setting::JwksCaFile => "jwks-ca-file",
         }
     }
 
@@ -216,6 +219,8 @@ pub(crate) struct FileIssuer {
     pub(crate) subscriber_alg: Option<Raw>,
     pub(crate) publisher_jwks: Option<Raw>,
     pub(crate) subscriber_jwks: Option<Raw>,
+    pub(crate) jwks_refresh_interval: Option<Raw>,
+    pub(crate) jwks_refresh_min_interval: Option<Raw>,
     pub(crate) authorization_server: Option<Raw>,
 }
 
@@ -323,6 +328,7 @@ fn cli_layer(cli: &Cli) -> HashMap<Setting, Raw> {
             Setting::PublishOrigins => {
                 (!cli.publish_origins.is_empty()).then(|| cli.publish_origins.join(","))
             }
+            Setting::JwksCaFile => cli.jwks_ca_file.clone(),
         };
         if let Some(value) = value {
             values.insert(
@@ -423,7 +429,7 @@ fn value_text(value: &toml::Value, is_list: bool) -> Result<String, &'static str
     }
 }
 
-const ISSUER_KEYS: [&str; 8] = [
+const ISSUER_KEYS: [&str; 10] = [
     "id",
     "publisher_key",
     "publisher_alg",
@@ -431,6 +437,8 @@ const ISSUER_KEYS: [&str; 8] = [
     "subscriber_alg",
     "publisher_jwks",
     "subscriber_jwks",
+    "jwks_refresh_interval",
+    "jwks_refresh_min_interval",
     "authorization_server",
 ];
 
@@ -464,6 +472,8 @@ fn read_issuers(path: &Path, value: &toml::Value, errors: &mut ConfigErrors) -> 
                 "publisher_alg" => &mut issuer.publisher_alg,
                 "publisher_jwks" => &mut issuer.publisher_jwks,
                 "subscriber_jwks" => &mut issuer.subscriber_jwks,
+                "jwks_refresh_interval" => &mut issuer.jwks_refresh_interval,
+                "jwks_refresh_min_interval" => &mut issuer.jwks_refresh_min_interval,
                 "subscriber_key" => &mut issuer.subscriber_key,
                 "subscriber_alg" => &mut issuer.subscriber_alg,
                 "authorization_server" => &mut issuer.authorization_server,

@@ -13,7 +13,7 @@ use super::parse;
 use super::{
     Config, HistoryConfig, LogFormat, LogRetention, TlsConfig, DEFAULT_DATA_DIR, DEFAULT_ISSUER,
 };
-use crate::auth::{Algorithm, IssuerConfig, KeyConfig};
+use crate::auth::{Algorithm, IssuerConfig, JwksSource, JwksUrl, KeyConfig};
 
 /// The plain listener when none is configured: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
@@ -163,6 +163,9 @@ pub struct Cli {
     /// space separated, repeatable
     #[arg(long, value_name = "ORIGINS")]
     pub publish_origins: Vec<String>,
+    /// Extra trusted CA certificates (PEM file) for HTTPS JWK Set URLs, besides the platform's
+    #[arg(long, value_name = "PATH")]
+    pub jwks_ca_file: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -587,6 +590,15 @@ impl Resolver {
         let issuer_id = self.value(Setting::Issuer, DEFAULT_ISSUER.to_owned(), parse_issuer_id);
         let given = |raw: Option<&Raw>| raw.is_some_and(|raw| !raw.value.trim().is_empty());
         let file_issuers = self.layers.file_issuers.take().unwrap_or_default();
+        let jwks_ca = self.path(Setting::JwksCaFile);
+        if let Some(path) = &jwks_ca {
+            if let Err(e) = check_readable_file(path) {
+                self.errors.push(
+                    Setting::JwksCaFile.flag(),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+            }
+        }
         let publisher_given = given(self.layers.get(Setting::PublisherJwtKey))
             || file_issuers
                 .iter()
@@ -609,7 +621,7 @@ impl Resolver {
         let mut issuers: Vec<IssuerConfig> = Vec::new();
         let mut id_keys: Vec<String> = Vec::new();
         for file_issuer in &file_issuers {
-            if let Some(issuer) = self.file_issuer(file_issuer) {
+            if let Some(issuer) = self.file_issuer(file_issuer, jwks_ca.as_ref()) {
                 id_keys.push(format!("{}.id", file_issuer.label));
                 issuers.push(issuer);
             }
@@ -710,7 +722,55 @@ impl Resolver {
         )
     }
 
-    fn file_issuer(&mut self, raw: &FileIssuer) -> Option<IssuerConfig> {
+    /// A `[[issuers]]` duration key, `default` when unset.
+    fn issuer_duration(&mut self, raw: Option<&Raw>, key: String, default: Duration) -> Duration {
+        let Some(raw) = raw.filter(|r| !r.value.trim().is_empty()) else {
+            return default;
+        };
+        parse::parse_duration(&raw.value).unwrap_or_else(|reason| {
+            self.errors
+                .push(key, format!("{reason} ({})", raw.source()));
+            default
+        })
+    }
+
+    /// A `publisher_jwks`/`subscriber_jwks` value: an `https://` URL or a file path (resolved
+    /// against the TOML file's directory). Other URL schemes are refused (no SSRF via `http:`,
+    /// `file:` and the like).
+    fn jwks_source(
+        &mut self,
+        raw: Option<&Raw>,
+        key: String,
+        url_config: &JwksUrl,
+    ) -> Option<JwksSource> {
+        let raw = raw?;
+        let text = raw.value.trim();
+        if text.is_empty() {
+            return None;
+        }
+        if text.contains("://") {
+            let valid = url::Url::parse(text)
+                .map_err(|e| e.to_string())
+                .and_then(|url| match url.scheme() {
+                    "https" if url.host_str().is_some() => Ok(()),
+                    _ => Err("only https:// URLs are fetched".to_owned()),
+                });
+            return match valid {
+                Ok(()) => Some(JwksSource::Url(JwksUrl {
+                    url: text.to_owned(),
+                    ..url_config.clone()
+                })),
+                Err(reason) => {
+                    self.errors
+                        .push(key, format!("{reason} ({})", raw.source()));
+                    None
+                }
+            };
+        }
+        Some(JwksSource::File(raw.resolve_path(text)))
+    }
+
+    fn file_issuer(&mut self, raw: &FileIssuer, jwks_ca: Option<&PathBuf>) -> Option<IssuerConfig> {
         let label = &raw.label;
         let id = match &raw.id {
             None => {
@@ -767,21 +827,37 @@ impl Resolver {
                  tokens could never be verified",
             );
         }
+        let url_config = JwksUrl {
+            url: String::new(),
+            ca_file: jwks_ca.cloned(),
+            refresh_interval: self.issuer_duration(
+                raw.jwks_refresh_interval.as_ref(),
+                format!("{label}.jwks_refresh_interval"),
+                JwksUrl::DEFAULT_REFRESH_INTERVAL,
+            ),
+            refresh_min_interval: self.issuer_duration(
+                raw.jwks_refresh_min_interval.as_ref(),
+                format!("{label}.jwks_refresh_min_interval"),
+                JwksUrl::DEFAULT_REFRESH_MIN_INTERVAL,
+            ),
+        };
+        let publisher_jwks = self.jwks_source(
+            raw.publisher_jwks.as_ref(),
+            format!("{label}.publisher_jwks"),
+            &url_config,
+        );
+        let subscriber_jwks = self.jwks_source(
+            raw.subscriber_jwks.as_ref(),
+            format!("{label}.subscriber_jwks"),
+            &url_config,
+        );
         Some(IssuerConfig {
             id: id?,
             publisher,
             subscriber,
             authorization_server,
-            publisher_jwks: raw
-                .publisher_jwks
-                .as_ref()
-                .filter(|r| !r.value.trim().is_empty())
-                .map(|r| r.resolve_path(r.value.trim())),
-            subscriber_jwks: raw
-                .subscriber_jwks
-                .as_ref()
-                .filter(|r| !r.value.trim().is_empty())
-                .map(|r| r.resolve_path(r.value.trim())),
+            publisher_jwks,
+            subscriber_jwks,
         })
     }
 

@@ -11,7 +11,7 @@ use clap::{CommandFactory, Parser};
 
 use super::layers::Setting;
 use super::*;
-use crate::auth::Algorithm;
+use crate::auth::{Algorithm, JwksSource, JwksUrl};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef!";
 const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
@@ -878,14 +878,57 @@ subscriber_jwks = "/etc/idp/subscriber.json"
     let config = ok(&cli(&["--config", file.to_str().unwrap()]), &HashMap::new());
     let issuer = &config.issuers[0];
     assert_eq!(
-        issuer.publisher_jwks.as_deref(),
-        Some(file.with_file_name("idp-publisher.json").as_path())
+        issuer.publisher_jwks,
+        Some(JwksSource::File(file.with_file_name("idp-publisher.json")))
     );
     assert_eq!(
-        issuer.subscriber_jwks.as_deref(),
-        Some(std::path::Path::new("/etc/idp/subscriber.json"))
+        issuer.subscriber_jwks,
+        Some(JwksSource::File("/etc/idp/subscriber.json".into()))
     );
     assert!(issuer.publisher.is_none() && config.dev_secret.is_none());
+}
+
+// An `https://` value is a URL source with the issuer's refresh settings and the global CA
+// file; other schemes are refused.
+#[test]
+fn issuer_jwks_urls() {
+    let ca = temp_file("jwks-ca.pem", "not checked here\n");
+    let file = temp_file(
+        "jwks-url.toml",
+        &format!(
+            r#"
+jwks_ca_file = "{}"
+[[issuers]]
+id = "https://idp.example"
+publisher_jwks = "https://idp.example/jwks.json"
+subscriber_jwks = "sub.json"
+jwks_refresh_interval = "1m"
+jwks_refresh_min_interval = "2s"
+"#,
+            ca.display()
+        ),
+    );
+    let config = ok(&cli(&["--config", file.to_str().unwrap()]), &HashMap::new());
+    assert_eq!(
+        config.issuers[0].publisher_jwks,
+        Some(JwksSource::Url(JwksUrl {
+            url: "https://idp.example/jwks.json".to_owned(),
+            ca_file: Some(ca.clone()),
+            refresh_interval: Duration::from_secs(60),
+            refresh_min_interval: Duration::from_secs(2),
+        }))
+    );
+    for bad in ["http://idp.example/jwks.json", "file:///etc/passwd"] {
+        let file = temp_file(
+            "jwks-bad.toml",
+            &format!("[[issuers]]\nid = \"https://idp.example\"\npublisher_jwks = \"{bad}\"\n"),
+        );
+        let e = errs(&cli(&["--config", file.to_str().unwrap()]), &HashMap::new());
+        assert!(
+            e.iter().any(|(k, _)| k == "issuers[0].publisher_jwks"),
+            "{bad}: {e:?}"
+        );
+    }
 }
 
 #[test]

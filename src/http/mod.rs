@@ -209,7 +209,7 @@ fn health(state: &AppState) -> Response<HubBody> {
         .map(|(issuer, role, s)| {
             serde_json::json!({
                 "issuer": issuer, "role": role.name(), "source": s.source, "keys": s.keys,
-                "loads": s.loads, "error": s.error,
+                "loads": s.loads, "error": s.error, "last_success": s.last_success,
             })
         })
         .collect();

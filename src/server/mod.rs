@@ -66,6 +66,8 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
     let verifier = Verifier::new(&config.issuers, Arc::clone(&engine))
         .map_err(StartupError::Keys)?
         .with_compat(config.compat_any());
+    // HTTPS JWK Sets: wait for the first fetch (bounded); a failure is logged and retried.
+    verifier.jwks_fetched().await;
     let history = open_history(&config.history)?;
     let options = HubOptions {
         subscription_events: config
