@@ -11,27 +11,6 @@ use std::collections::BTreeSet;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-const NS: &str = "/.well-known/mercure/subscriptions";
-/// A URL pattern selecting every subscription event (both shapes).
-const ALL_EVENTS: &str = "/.well-known/mercure/subscriptions/*";
-
-/// RFC 6570 simple-string expansion, written independently of the hub's.
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn unique(label: &str) -> String {
-    format!("https://example.com/{label}/{}", uuid::Uuid::new_v4())
-}
-
 async fn compat_hub() -> TestHub {
     TestHub::start_with(|c| {
         c.protocol_version_compatibility = Some(8);
@@ -64,25 +43,9 @@ async fn watcher(client: &TestClient) -> SseStream {
     .await
 }
 
-/// The next event, which must be a subscription event; returns (SSE id, JSON body).
-async fn next_sub_event(s: &mut SseStream) -> (String, Value) {
-    let ev = s
-        .next_event(DEADLINE)
-        .await
-        .unwrap_or_else(|| panic!("no event; raw: {}", s.raw_str()));
-    assert_eq!(ev.event.as_deref(), Some("mercure"), "{ev:?}");
-    let body: Value = serde_json::from_str(&ev.data).expect("JSON body");
-    (ev.id.expect("event id"), body)
-}
-
 /// Reads subscription events until one whose `field` is `value` with `active`.
 async fn wait_for(s: &mut SseStream, field: &str, value: &str, active: bool) -> Value {
-    loop {
-        let (_, body) = next_sub_event(s).await;
-        if body[field] == value && body["active"] == active {
-            return body;
-        }
-    }
+    wait_for_sub_event(s, field, value, active).await.1
 }
 
 async fn api(client: &TestClient, path: &str, token: &str) -> Response {

@@ -12,29 +12,8 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-const NS: &str = "/.well-known/mercure/subscriptions";
-/// A URL pattern selecting every subscription event.
-const ALL_EVENTS: &str = "/.well-known/mercure/subscriptions/*";
-
-/// RFC 6570 simple-string expansion, written independently of the hub's.
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn event_topic(match_type: &str, pattern: &str, subscriber: &str) -> String {
     format!("{NS}/{match_type}/{}/{}", enc(pattern), enc(subscriber))
-}
-
-fn unique(label: &str) -> String {
-    format!("https://example.com/{label}/{}", uuid::Uuid::new_v4())
 }
 
 async fn start() -> TestHub {
@@ -62,25 +41,9 @@ async fn watcher(client: &TestClient, extra: &[&str]) -> SseStream {
     s
 }
 
-/// The next event, which must be a subscription event; returns (SSE id, JSON body).
-async fn next_sub_event(s: &mut SseStream) -> (String, Value) {
-    let ev = s
-        .next_event(DEADLINE)
-        .await
-        .unwrap_or_else(|| panic!("no event; raw: {}", s.raw_str()));
-    assert_eq!(ev.event.as_deref(), Some("mercure"), "{ev:?}");
-    let body: Value = serde_json::from_str(&ev.data).expect("JSON body");
-    (ev.id.expect("event id"), body)
-}
-
 /// Reads subscription events until one for `pattern` with `active`, skipping others.
 async fn wait_for(s: &mut SseStream, pattern: &str, active: bool) -> (String, Value) {
-    loop {
-        let (id, body) = next_sub_event(s).await;
-        if body["match"] == pattern && body["active"] == active {
-            return (id, body);
-        }
-    }
+    wait_for_sub_event(s, "match", pattern, active).await
 }
 
 async fn subscribe(client: &TestClient, query: &str, token: &str) -> SseStream {

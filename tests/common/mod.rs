@@ -15,6 +15,7 @@
 pub mod client;
 pub mod hub;
 pub mod jwt;
+pub mod presence;
 pub mod sse;
 
 pub use client::{
@@ -29,6 +30,7 @@ pub use jwt::{
     claims, default_header, detail, hs256_token, publish_detail, sign, subscribe_detail,
     subscribe_detail_with_payload, unix_now, TestKey, DETAIL_TYPE,
 };
+pub use presence::{enc, next_sub_event, unique, wait_for_sub_event, ALL_EVENTS, NS};
 pub use sse::{Outcome, SseEvent, SseItem, SseParser, SseStream};
 
 /// Whether an external program a test needs (curl, …) is installed. Absent: the test is skipped
