@@ -60,18 +60,26 @@ impl Index {
         out: &mut Vec<Arc<Subscriber>>,
     ) {
         out.clear();
+        // Each source (one topic's entry, the evaluated set) holds a subscriber at most once, so
+        // duplicates exist only when several sources contributed: alternate topics, or exact
+        // and evaluated matchers of one subscriber. Only then pay for the sort.
+        let mut sources = 0;
         for topic in update.topics.iter() {
             if let Some(subs) = self.exact.get(&**topic) {
                 out.extend(subs.iter().cloned());
+                sources += 1;
             }
         }
+        let before = out.len();
         for entry in self.evaluated.iter() {
             if entry.value().evaluated_match(engine, &update.topics) {
                 out.push(Arc::clone(entry.value()));
             }
         }
-        // Alternate topics and mixed matchers can select one subscriber several times.
-        if out.len() > 1 {
+        if out.len() > before {
+            sources += 1;
+        }
+        if sources > 1 {
             out.sort_unstable_by_key(|s| s.num);
             out.dedup_by_key(|s| s.num);
         }
