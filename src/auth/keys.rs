@@ -344,19 +344,14 @@ fn verification_algorithm(
 ) -> Result<&'static dyn signature::VerificationAlgorithm, String> {
     use Algorithm::*;
     Ok(match alg {
-        RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-        RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-        RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-        PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-        PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-        PS512 => &signature::RSA_PSS_2048_8192_SHA512,
         // JWS carries ECDSA signatures as fixed-width r‖s (RFC 7518 §3.4), not ASN.1.
         ES256 => &signature::ECDSA_P256_SHA256_FIXED,
         ES384 => &signature::ECDSA_P384_SHA384_FIXED,
         EdDSA => &signature::ED25519,
-        HS256 | HS384 | HS512 => {
-            return Err(format!("{} is not a public-key algorithm", alg.name()))
-        }
+        _ => match rsa_parameters(alg) {
+            Some(rsa) => rsa,
+            None => return Err(format!("{} is not a public-key algorithm", alg.name())),
+        },
     })
 }
 
