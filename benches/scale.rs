@@ -4,8 +4,8 @@
 //! (c) one subscriber queue under contention (2 producer threads, 1 consumer),
 //! (d) SSE coalescing: one poll of a stream with 64 queued events builds one frame.
 //! Machine: the 2-core VM, 2026-11-27, `cargo bench --bench scale -- --warm-up-time 1
-//! --measurement-time 3`: (a) 175 ns at 1k, 10k and 100k (hashing holds); (b) 43 µs / 599 µs /
-//! 21.9 ms (23.2M / 16.7M / 4.6M pushes/s: cache misses at 100k); (c) 12.1M ops/s; (d) 3.4 µs
+//! --measurement-time 3`: (a) 175 ns at 1k, 10k and 100k (hashing holds); (b) 42 µs / 541 µs /
+//! 19.1 ms (23.6M / 18.5M / 5.2M pushes/s: cache misses at 100k; after the single-source no-sort fix); (c) 12.1M ops/s; (d) 3.4 µs
 //! for 64 events. Decision: keep the hashed index and pointer fan-out; 100k-subscriber fan-out
 //! cost is memory-bound, the next lever is locality (issue 5).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // reason: bench setup with fixed inputs
