@@ -982,12 +982,19 @@ async fn many_concurrent_subscribers_receive_everything_in_order() {
     hub.shutdown().await;
 }
 
-/// Reads every event of an ended (or ending) stream; returns their ids.
+/// Reads every event of a stream the hub is ending; returns their ids. The hub ends it cleanly
+/// when the client drains it in time, and otherwise closes the connection (spec "Subscribers":
+/// the hub closes the connection): both are an end, and only complete events count.
 async fn drain_to_end(s: &mut SseStream, what: &str) -> Vec<String> {
+    let ended = s.wait_end(DEADLINE).await;
     assert!(
-        s.wait_end(DEADLINE).await,
-        "{what}: the stream should end cleanly (failure: {:?})",
+        ended || s.failure().is_some(),
+        "{what}: the hub should end the stream (it is still open)"
+    );
+    eprintln!(
+        "{what}: ended {}",
         s.failure()
+            .map_or("cleanly".to_owned(), |f| format!("by a close ({f})"))
     );
     let mut ids = Vec::new();
     while let Some(ev) = s.next_event(Duration::ZERO).await {
@@ -1134,7 +1141,8 @@ async fn wait_for_expiry(hub: &TestHub, exp: u64) {
 
 /// Spec "Subscribers": no update published after the token's `exp` reaches a subscriber, even
 /// one that stopped reading before `exp` and resumes reading after it: it gets only what was
-/// already on its way, then the stream ends cleanly.
+/// already on its way, then the stream ends (cleanly, or its connection is closed when it did
+/// not drain in time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_subscriber_gets_nothing_published_after_exp() {
     let hub = TestHub::start_with(|c| c.write_timeout = None).await;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use http::header::{HeaderValue, HOST};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::auth::Verifier;
 use crate::config::Config;
@@ -26,6 +25,20 @@ use crate::hub::Hub;
 pub const HUB_PATH: &str = "/.well-known/mercure";
 /// RFC 9728 metadata for the hub resource.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
+
+/// A request body the handlers accept: hyper's `Incoming`, or `Empty` for the requests the
+/// server's HTTP/1.1 fast path parsed itself.
+pub trait RequestBody: http_body::Body<Data = bytes::Bytes, Error = Self::E> + Send {
+    type E: std::error::Error + Send + Sync + 'static;
+}
+
+impl<B> RequestBody for B
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type E = B::Error;
+}
 
 /// Everything handlers share, built once at start.
 #[derive(Debug)]
@@ -100,10 +113,10 @@ fn metadata_url_for(resource: &str) -> String {
 }
 
 /// Handles one request. Never fails: every error is mapped to a response here.
-pub async fn handle(
+pub async fn handle<B: RequestBody>(
     state: Arc<AppState>,
     conn: ConnInfo,
-    req: Request<Incoming>,
+    req: Request<B>,
 ) -> Result<Response<HubBody>, std::convert::Infallible> {
     let ctx = RequestContext::new(&req, &conn, &state.config);
     let cors = cors::Cors::for_request(&req, &state.config.cors_origins);
@@ -221,8 +234,8 @@ fn health(state: &AppState) -> Response<HubBody> {
 
 /// Reads a request body within `limit` bytes (413 beyond) and a time bound (a stalled upload
 /// must not pin a task forever).
-pub(crate) async fn read_body(
-    body: Incoming,
+pub(crate) async fn read_body<B: RequestBody>(
+    body: B,
     limit: Option<usize>,
 ) -> Result<bytes::Bytes, HubError> {
     use http_body_util::{BodyExt, Limited};

@@ -2,7 +2,6 @@
 //! within limits, validate, check `publish` grants on every topic, publish, answer the id.
 use http::header::{HeaderMap, CONTENT_TYPE, ORIGIN, REFERER};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::form::{self, FormLimits};
 use super::{read_body, response, unix_now, AppState, HubBody, RequestContext};
@@ -11,10 +10,10 @@ use crate::config::Config;
 use crate::error::HubError;
 use crate::hub;
 
-pub async fn handle(
+pub async fn handle<B: super::RequestBody>(
     state: &AppState,
     ctx: &RequestContext,
-    req: Request<Incoming>,
+    req: Request<B>,
 ) -> Result<Response<HubBody>, HubError> {
     let (parts, body) = req.into_parts();
     // Authorization first: an unauthenticated client learns nothing about limits or topics.

@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, EXPIRES, PRAGMA};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use rand::Rng;
 
 use super::form::pairs;
@@ -96,11 +95,11 @@ pub fn parse_params_compat(
     Ok(params)
 }
 
-pub async fn handle(
+pub async fn handle<B: super::RequestBody>(
     state: &AppState,
     ctx: &RequestContext,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<B>,
 ) -> Result<Response<HubBody>, HubError> {
     let (parts, body) = req.into_parts();
     let query = parts.uri.query().unwrap_or("").as_bytes().to_vec();

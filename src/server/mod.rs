@@ -1,6 +1,7 @@
 //! Listeners and connections: plain (HTTP/1.1 + h2c prior knowledge) and TLS (ALPN `h2`,
 //! `http/1.1`, rustls with the ring provider), served by hyper-util's auto builder; bounded
 //! graceful shutdown that ends SSE streams first (hyper alone would wait on them forever).
+mod fast;
 mod tls;
 
 use std::net::SocketAddr;
@@ -226,7 +227,7 @@ fn builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
     b.http2()
         .timer(TokioTimer::new())
@@ -270,7 +271,7 @@ async fn accept_loop(
         };
         match &tls {
             None => {
-                tokio::spawn(task.serve(stream, false));
+                tokio::spawn(task.serve(stream, false, false));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -278,7 +279,10 @@ async fn accept_loop(
                     match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                         .await
                     {
-                        Ok(Ok(tls_stream)) => task.serve(tls_stream, true).await,
+                        Ok(Ok(tls_stream)) => {
+                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            task.serve(tls_stream, true, h2).await;
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -297,7 +301,9 @@ struct ConnTask {
 }
 
 impl ConnTask {
-    async fn serve<I>(mut self, io: I, tls: bool)
+    /// Serves one connection: the fast path when its first request is a subscription over
+    /// HTTP/1.1, hyper for everything else (and for whatever follows a non-stream response).
+    async fn serve<I>(mut self, mut io: I, tls: bool, h2_alpn: bool)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -306,6 +312,38 @@ impl ConnTask {
             tls,
             kill: Arc::clone(&kill),
         };
+        let prefix = if h2_alpn {
+            bytes::Bytes::new()
+        } else {
+            let sniffed = tokio::select! {
+                s = fast::sniff(&mut io, HEADER_READ_TIMEOUT) => s,
+                _ = stopped(&mut self.stop) => return,
+            };
+            match sniffed {
+                fast::Sniffed::Gone => return,
+                fast::Sniffed::Hyper(prefix) => prefix,
+                fast::Sniffed::Subscribe(req) => {
+                    let closes = fast::client_closes(&req);
+                    let resp = match http::handle(Arc::clone(&self.state), info.clone(), *req).await
+                    {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    };
+                    match fast::respond(&mut io, closes, resp, &kill).await {
+                        fast::After::Close => return,
+                        fast::After::Hyper => bytes::Bytes::new(),
+                    }
+                }
+            }
+        };
+        // Boxed: hyper's connection state is large and only some connections need it.
+        Box::pin(self.serve_hyper(fast::Prefixed::new(prefix, io), info, kill)).await;
+    }
+
+    async fn serve_hyper<I>(mut self, io: I, info: ConnInfo, kill: Arc<ConnectionKill>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let state = Arc::clone(&self.state);
         let service = service_fn(move |req| http::handle(Arc::clone(&state), info.clone(), req));
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
@@ -330,6 +368,8 @@ impl ConnTask {
     }
 }
 
+/// A client that has not sent a complete request head by then is dropped.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a killed connection's other streams get before the socket is closed.
 const KILL_GRACE: Duration = Duration::from_secs(1);
 /// How often the reaper looks for overdue streams, and how late they may be.

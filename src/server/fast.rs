@@ -1,0 +1,486 @@
+//! The HTTP/1.1 fast path for subscriptions. A connection whose first request is a plain
+//! `GET` of the hub is parsed here (httparse), answered by the same handler as every other
+//! request, and its SSE stream written straight to the socket as chunks — without hyper's
+//! per-connection buffers (8 KiB read + 8 KiB write, kept for the connection's life), which were
+//! most of an idle subscriber's memory. Anything else (other methods and paths, HTTP/1.0, h2
+//! prefaces, odd framing, pipelined bytes) is handed to hyper with the bytes already read.
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
+use http_body::Body;
+use http_body_util::Empty;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::http::{HubBody, HUB_PATH};
+use crate::sse::SseBody;
+use crate::subscriber::ConnectionKill;
+
+/// A head larger than this is hyper's to judge (it answers 431).
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+/// How long a finished stream's close (TLS close_notify) may take.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// First read size; most subscription heads fit.
+const FIRST_READ: usize = 1024;
+
+/// What the first bytes of a connection asked for.
+pub(super) enum Sniffed {
+    /// A `GET` of the hub, parsed: handled here.
+    Subscribe(Box<Request<Empty<Bytes>>>),
+    /// Anything else: hyper serves the connection, reading these bytes first.
+    Hyper(Bytes),
+    /// The client closed, failed or sent no complete head in time.
+    Gone,
+}
+
+/// Reads the first request head (within `timeout`) and decides who serves the connection.
+pub(super) async fn sniff<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Sniffed {
+    let mut buf = Vec::with_capacity(FIRST_READ);
+    let read = async {
+        loop {
+            match io.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            if let Some(decision) = decide(&buf) {
+                return Some(decision);
+            }
+            if buf.len() >= MAX_HEAD {
+                return Some(Decision::Hyper);
+            }
+            buf.reserve(FIRST_READ);
+        }
+    };
+    let outcome = tokio::time::timeout(timeout, read).await;
+    match outcome {
+        Ok(Some(Decision::Subscribe(req))) => Sniffed::Subscribe(req),
+        Ok(Some(Decision::Hyper)) => Sniffed::Hyper(Bytes::from(buf)),
+        Ok(None) | Err(_) => Sniffed::Gone,
+    }
+}
+
+enum Decision {
+    Subscribe(Box<Request<Empty<Bytes>>>),
+    Hyper,
+}
+
+/// `None`: need more bytes.
+fn decide(buf: &[u8]) -> Option<Decision> {
+    const GET: &[u8] = b"GET ";
+    let n = buf.len().min(GET.len());
+    if buf[..n] != GET[..n] {
+        return Some(Decision::Hyper);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(buf) {
+        Ok(httparse::Status::Partial) => None,
+        Ok(httparse::Status::Complete(len)) if len == buf.len() => {
+            Some(to_request(&parsed).map_or(Decision::Hyper, |r| Decision::Subscribe(Box::new(r))))
+        }
+        // Pipelined bytes after the head, or a malformed head: hyper's rules apply.
+        Ok(httparse::Status::Complete(_)) | Err(_) => Some(Decision::Hyper),
+    }
+}
+
+/// The request if it is one this path serves: HTTP/1.1 `GET` of the hub path without a body.
+fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Empty<Bytes>>> {
+    if parsed.version != Some(1) || parsed.method != Some("GET") {
+        return None;
+    }
+    let target = parsed.path?;
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if path != HUB_PATH {
+        return None;
+    }
+    let mut req = Request::new(Empty::new());
+    *req.method_mut() = Method::GET;
+    *req.version_mut() = Version::HTTP_11;
+    *req.uri_mut() = Uri::try_from(target).ok()?;
+    let headers = req.headers_mut();
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        // A request body, or a protocol switch, is not ours to frame.
+        let framing = name == header::TRANSFER_ENCODING
+            || name == header::UPGRADE
+            || name == header::EXPECT
+            || (name == header::CONTENT_LENGTH && h.value != b"0");
+        if framing {
+            return None;
+        }
+        headers.append(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    Some(req)
+}
+
+/// What became of a connection after its first response.
+pub(super) enum After {
+    /// Keep serving it with hyper (keep-alive after a non-stream response).
+    Hyper,
+    /// Close it.
+    Close,
+}
+
+/// Writes `resp` for the parsed request: a whole response (then the connection goes on with
+/// hyper unless the client asked to close) or the SSE stream until it ends, the client goes away
+/// or `kill` fires.
+pub(super) async fn respond<I>(
+    io: &mut I,
+    client_closes: bool,
+    resp: Response<HubBody>,
+    kill: &ConnectionKill,
+) -> After
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let (parts, body) = resp.into_parts();
+    match body {
+        HubBody::Full(data) => {
+            let data = data.unwrap_or_default();
+            let mut out = Out::new(head(&parts, Some(data.len())));
+            out.data = data;
+            let sent = poll_fn(|cx| out.poll_send(io, cx)).await;
+            if sent.is_err() || client_closes {
+                After::Close
+            } else {
+                After::Hyper
+            }
+        }
+        HubBody::Sse(body) => {
+            let out = Out::new(head(&parts, None));
+            let ended = {
+                let stream = stream(io, out, body);
+                tokio::pin!(stream);
+                tokio::select! {
+                    r = stream.as_mut() => r.is_ok(),
+                    // Past its deadline without reading (the reaper): like hyper's graceful
+                    // shutdown, what is on its way may still go out briefly.
+                    () = kill.killed() => matches!(
+                        tokio::time::timeout(super::KILL_GRACE, stream).await,
+                        Ok(Ok(()))
+                    ),
+                }
+            };
+            if ended {
+                // A clean close: TLS sends close_notify, then the FIN goes out.
+                let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
+            }
+            After::Close
+        }
+    }
+}
+
+/// Does the request ask for the connection to close after the response?
+pub(super) fn client_closes<B>(req: &Request<B>) -> bool {
+    req.headers().get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    })
+}
+
+/// The response head: status line, headers, `date`, and the framing header.
+fn head(parts: &http::response::Parts, length: Option<usize>) -> Bytes {
+    let mut h = Vec::with_capacity(512);
+    h.extend_from_slice(b"HTTP/1.1 ");
+    h.extend_from_slice(parts.status.as_str().as_bytes());
+    h.push(b' ');
+    h.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    h.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        h.extend_from_slice(name.as_str().as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(value.as_bytes());
+        h.extend_from_slice(b"\r\n");
+    }
+    h.extend_from_slice(b"date: ");
+    h.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
+    h.extend_from_slice(b"\r\n");
+    match length {
+        Some(len) => {
+            h.extend_from_slice(b"content-length: ");
+            h.extend_from_slice(len.to_string().as_bytes());
+            h.extend_from_slice(b"\r\n\r\n");
+        }
+        None => h.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
+    }
+    Bytes::from(h)
+}
+
+/// Streams `body` as chunks until it ends (then the terminating chunk) or the client goes away.
+async fn stream<I>(io: &mut I, mut out: Out, mut body: Box<SseBody>) -> io::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut finished = false;
+    poll_fn(|cx| {
+        if client_gone(io, cx) {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if out.is_empty() && !finished {
+                match Pin::new(&mut *body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data() {
+                            out.chunk(data);
+                        }
+                    }
+                    Poll::Ready(Some(Err(never))) => match never {},
+                    Poll::Ready(None) => {
+                        out.tail = END_CHUNK;
+                        finished = true;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            } else if !out.head.is_empty() {
+                // Only the head is waiting: send it with the first frame when one is ready.
+                if let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *body).poll_frame(cx) {
+                    if let Ok(data) = frame.into_data() {
+                        out.chunk(data);
+                    }
+                }
+            }
+            ready!(out.poll_send(io, cx))?;
+            if finished {
+                return Poll::Ready(Ok(()));
+            }
+        }
+    })
+    .await
+}
+
+/// Has the client closed its side (or broken the connection)? Bytes it sends while streaming
+/// are read and ignored. Registers for readability when it has not.
+fn client_gone<I: AsyncRead + Unpin>(io: &mut I, cx: &mut Context<'_>) -> bool {
+    let mut scratch = [0u8; 64];
+    loop {
+        let mut buf = ReadBuf::new(&mut scratch);
+        match Pin::new(&mut *io).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => return true,
+            Poll::Ready(Ok(())) => continue,
+            Poll::Ready(Err(_)) => return true,
+            Poll::Pending => return false,
+        }
+    }
+}
+
+const CRLF: &[u8] = b"\r\n";
+const END_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Bytes waiting to be written, as up to four slices sent with one vectored write: the response
+/// head (first write only), a chunk-size line, the data, and a tail.
+struct Out {
+    head: Bytes,
+    size: [u8; 18],
+    size_at: usize,
+    data: Bytes,
+    tail: &'static [u8],
+}
+
+impl Out {
+    fn new(head: Bytes) -> Self {
+        Self {
+            head,
+            size: [0; 18],
+            size_at: 18,
+            data: Bytes::new(),
+            tail: &[],
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.is_empty()
+            && self.size_at == self.size.len()
+            && self.data.is_empty()
+            && self.tail.is_empty()
+    }
+
+    /// Frames `data` as one chunk (an empty frame is nothing to send).
+    fn chunk(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        let mut line = [0u8; 18];
+        let hex = format_hex(data.len(), &mut line[..16]);
+        let len = hex + 2;
+        line[hex..len].copy_from_slice(CRLF);
+        let start = self.size.len() - len;
+        self.size[start..].copy_from_slice(&line[..len]);
+        self.size_at = start;
+        self.data = data;
+        self.tail = CRLF;
+    }
+
+    /// Writes everything pending (vectored), then flushes (TLS buffers records).
+    fn poll_send<I: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut I,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        while !self.is_empty() {
+            let slices = [
+                IoSlice::new(&self.head),
+                IoSlice::new(&self.size[self.size_at..]),
+                IoSlice::new(&self.data),
+                IoSlice::new(self.tail),
+            ];
+            let n = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.advance(n);
+        }
+        Pin::new(&mut *io).poll_flush(cx)
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        let take = n.min(self.head.len());
+        let _ = self.head.split_to(take);
+        n -= take;
+        let take = n.min(self.size.len() - self.size_at);
+        self.size_at += take;
+        n -= take;
+        let take = n.min(self.data.len());
+        let _ = self.data.split_to(take);
+        n -= take;
+        self.tail = &self.tail[n.min(self.tail.len())..];
+    }
+}
+
+/// Writes `n` in lowercase hex at the start of `out`; returns the digit count.
+fn format_hex(n: usize, out: &mut [u8]) -> usize {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = 1;
+    while digits < out.len() && n >> (4 * digits) != 0 {
+        digits += 1;
+    }
+    for i in 0..digits {
+        out[digits - 1 - i] = DIGITS[(n >> (4 * i)) & 0xf];
+    }
+    digits
+}
+
+/// An IO that yields `prefix` before reading from `inner`: how hyper gets the bytes the sniffer
+/// already read.
+pub(super) struct Prefixed<I> {
+    prefix: Bytes,
+    inner: I,
+}
+
+impl<I> Prefixed<I> {
+    pub(super) fn new(prefix: Bytes, inner: I) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let head = self.prefix.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // reason: fixed test inputs
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_lines() {
+        let mut b = [0u8; 16];
+        for (n, s) in [
+            (0usize, "0"),
+            (1, "1"),
+            (15, "f"),
+            (16, "10"),
+            (0x3a7f, "3a7f"),
+        ] {
+            let d = format_hex(n, &mut b);
+            assert_eq!(&b[..d], s.as_bytes(), "{n}");
+        }
+        let d = format_hex(usize::MAX, &mut b);
+        assert_eq!(&b[..d], b"ffffffffffffffff");
+    }
+
+    #[test]
+    fn decides() {
+        let ok = b"GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(matches!(decide(ok), Some(Decision::Subscribe(_))));
+        assert!(decide(&ok[..20]).is_none(), "partial head waits");
+        assert!(decide(b"GE").is_none());
+        for other in [
+            &b"POST /.well-known/mercure HTTP/1.1\r\n\r\n"[..],
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\n\r\n",
+            b"GET /.well-known/mercure HTTP/1.0\r\n\r\n",
+            b"GET /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+            b"GET /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /.well-known/mercure HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+            b"GET /.well-known/mercure HTTP/1.1\r\nBad Header\r\n\r\n",
+        ] {
+            assert!(
+                matches!(decide(other), Some(Decision::Hyper)),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn out_advances_across_slices() {
+        let mut out = Out::new(Bytes::from_static(b"HEAD"));
+        out.chunk(Bytes::from_static(b"hello"));
+        assert_eq!(&out.size[out.size_at..], b"5\r\n");
+        out.advance(5);
+        assert!(out.head.is_empty());
+        assert_eq!(&out.size[out.size_at..], b"\r\n");
+        out.advance(6);
+        assert_eq!(&out.data[..], b"o");
+        out.advance(2);
+        assert_eq!(out.tail, b"\n");
+        out.advance(1);
+        assert!(out.is_empty());
+    }
+}
