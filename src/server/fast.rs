@@ -343,12 +343,19 @@ impl Out {
     fn advance(&mut self, mut n: usize) {
         let take = n.min(self.head.len());
         let _ = self.head.split_to(take);
+        if self.head.is_empty() {
+            // Let go of the allocation (an empty slice of it would keep it alive).
+            self.head = Bytes::new();
+        }
         n -= take;
         let take = n.min(self.size.len() - self.size_at);
         self.size_at += take;
         n -= take;
         let take = n.min(self.data.len());
         let _ = self.data.split_to(take);
+        if self.data.is_empty() {
+            self.data = Bytes::new();
+        }
         n -= take;
         self.tail = &self.tail[n.min(self.tail.len())..];
     }

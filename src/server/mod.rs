@@ -324,7 +324,10 @@ impl ConnTask {
                 fast::Sniffed::Hyper(prefix) => prefix,
                 fast::Sniffed::Subscribe(req) => {
                     let closes = fast::client_closes(&req);
-                    let resp = match http::handle(Arc::clone(&self.state), info.clone(), *req).await
+                    // Boxed: the handler's future is large and only needed until the response
+                    // head; the task keeps its size for the connection's life.
+                    let handler = Box::pin(http::handle(Arc::clone(&self.state), info.clone(), *req));
+                    let resp = match handler.await
                     {
                         Ok(resp) => resp,
                         Err(never) => match never {},
