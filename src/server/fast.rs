@@ -4,19 +4,24 @@
 //! per-connection buffers (8 KiB read + 8 KiB write, kept for the connection's life), which were
 //! most of an idle subscriber's memory. Anything else (other methods and paths, HTTP/1.0, h2
 //! prefaces, odd framing, pipelined bytes) is handed to hyper with the bytes already read.
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
+use http::{header, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use http_body::Body;
 use http_body_util::Empty;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use crate::http::{HubBody, HUB_PATH};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Sleep;
+
+use crate::http::{AppState, ConnInfo, HubBody, HUB_PATH};
 use crate::sse::SseBody;
 use crate::subscriber::ConnectionKill;
 
@@ -118,65 +123,62 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Empty<Bytes>
     Some(req)
 }
 
-/// What became of a connection after its first response.
-pub(super) enum After {
-    /// Keep serving it with hyper (keep-alive after a non-stream response).
-    Hyper,
+/// What became of a connection after its first request.
+pub(super) enum First {
+    /// Hyper serves it from here, reading these bytes first (none after a whole response the
+    /// fast path wrote: keep-alive).
+    Hyper(Bytes),
+    /// An SSE stream to write: the response head, then the body as chunks.
+    Stream(Bytes, Box<SseBody>),
     /// Close it.
     Close,
 }
 
-/// Writes `resp` for the parsed request: a whole response (then the connection goes on with
-/// hyper unless the client asked to close) or the SSE stream until it ends, the client goes away
-/// or `kill` fires.
-pub(super) async fn respond<I>(
+/// The short-lived start of a connection: sniffs the first request and, when it is a
+/// subscription, runs the handler and writes a whole response (errors) or returns the stream.
+/// Callers box this future: the task keeps the size of its largest state for its whole life.
+pub(super) async fn first<I>(
     io: &mut I,
-    client_closes: bool,
-    resp: Response<HubBody>,
-    kill: &ConnectionKill,
-) -> After
+    state: Arc<AppState>,
+    info: ConnInfo,
+    stop: &mut watch::Receiver<bool>,
+) -> First
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
+    let sniffed = tokio::select! {
+        s = sniff(io, super::HEADER_READ_TIMEOUT) => s,
+        () = super::stopped(stop) => return First::Close,
+    };
+    let req = match sniffed {
+        Sniffed::Gone => return First::Close,
+        Sniffed::Hyper(prefix) => return First::Hyper(prefix),
+        Sniffed::Subscribe(req) => *req,
+    };
+    let client_closes = client_closes(&req);
+    let resp = match crate::http::handle(state, info, req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    };
     let (parts, body) = resp.into_parts();
     match body {
+        HubBody::Sse(body) => First::Stream(head(&parts, None), body),
         HubBody::Full(data) => {
             let data = data.unwrap_or_default();
             let mut out = Out::new(head(&parts, Some(data.len())));
             out.data = data;
             let sent = poll_fn(|cx| out.poll_send(io, cx)).await;
             if sent.is_err() || client_closes {
-                After::Close
+                First::Close
             } else {
-                After::Hyper
+                First::Hyper(Bytes::new())
             }
-        }
-        HubBody::Sse(body) => {
-            let out = Out::new(head(&parts, None));
-            let ended = {
-                let stream = stream(io, out, body);
-                tokio::pin!(stream);
-                tokio::select! {
-                    r = stream.as_mut() => r.is_ok(),
-                    // Past its deadline without reading (the reaper): like hyper's graceful
-                    // shutdown, what is on its way may still go out briefly.
-                    () = kill.killed() => matches!(
-                        tokio::time::timeout(super::KILL_GRACE, stream).await,
-                        Ok(Ok(()))
-                    ),
-                }
-            };
-            if ended {
-                // A clean close: TLS sends close_notify, then the FIN goes out.
-                let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
-            }
-            After::Close
         }
     }
 }
 
 /// Does the request ask for the connection to close after the response?
-pub(super) fn client_closes<B>(req: &Request<B>) -> bool {
+fn client_closes<B>(req: &Request<B>) -> bool {
     req.headers().get_all(header::CONNECTION).iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
@@ -214,46 +216,127 @@ fn head(parts: &http::response::Parts, length: Option<usize>) -> Bytes {
     Bytes::from(h)
 }
 
-/// Streams `body` as chunks until it ends (then the terminating chunk) or the client goes away.
-async fn stream<I>(io: &mut I, mut out: Out, mut body: Box<SseBody>) -> io::Result<()>
-where
-    I: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut finished = false;
-    poll_fn(|cx| {
-        if client_gone(io, cx) {
-            return Poll::Ready(Ok(()));
+/// A connection's SSE stream after its head: a task of its own, sized only for this (the first
+/// phase's task, with the sniffer and the handler, has ended). It writes the body as chunks until
+/// it ends (then the terminating chunk and a clean close), the client goes away, or `kill`
+/// fires (the reaper: past its deadline, or lagging without reading) — then, like hyper's
+/// graceful shutdown, what is on its way may still go out for `KILL_GRACE`.
+pub(super) struct Streaming<I> {
+    io: I,
+    out: Out,
+    body: Box<SseBody>,
+    kill: Arc<ConnectionKill>,
+    finished: bool,
+    phase: Phase,
+    /// Shutdown waits for every connection; this one holds its sender until it is closed.
+    _done: mpsc::Sender<()>,
+}
+
+enum Phase {
+    Streaming,
+    /// Killed: the stream may still end cleanly until the timer fires.
+    Grace(Pin<Box<Sleep>>),
+    /// Ended cleanly: TLS close_notify, then the FIN, within the timer.
+    Closing(Pin<Box<Sleep>>),
+}
+
+impl<I> Streaming<I> {
+    pub(super) fn new(
+        io: I,
+        head: Bytes,
+        body: Box<SseBody>,
+        kill: Arc<ConnectionKill>,
+        done: mpsc::Sender<()>,
+    ) -> Self {
+        Self {
+            io,
+            out: Out::new(head),
+            body,
+            kill,
+            finished: false,
+            phase: Phase::Streaming,
+            _done: done,
+        }
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Streaming<I> {
+    /// Ready(Ok) when the body ended and everything is written; Ready(Err) when the client is
+    /// gone or the connection failed.
+    fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if client_gone(&mut self.io, cx) {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
         }
         loop {
-            if out.is_empty() && !finished {
-                match Pin::new(&mut *body).poll_frame(cx) {
+            if self.out.is_empty() && !self.finished {
+                match Pin::new(&mut *self.body).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Ok(data) = frame.into_data() {
-                            out.chunk(data);
+                            self.out.chunk(data);
                         }
                     }
                     Poll::Ready(Some(Err(never))) => match never {},
                     Poll::Ready(None) => {
-                        out.tail = END_CHUNK;
-                        finished = true;
+                        self.out.tail = END_CHUNK;
+                        self.finished = true;
                     }
                     Poll::Pending => return Poll::Pending,
                 }
-            } else if !out.head.is_empty() {
+            } else if !self.out.head.is_empty() {
                 // Only the head is waiting: send it with the first frame when one is ready.
-                if let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *body).poll_frame(cx) {
+                if let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *self.body).poll_frame(cx) {
                     if let Ok(data) = frame.into_data() {
-                        out.chunk(data);
+                        self.out.chunk(data);
                     }
                 }
             }
-            ready!(out.poll_send(io, cx))?;
-            if finished {
+            ready!(self.out.poll_send(&mut self.io, cx))?;
+            if self.finished {
                 return Poll::Ready(Ok(()));
             }
         }
-    })
-    .await
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Future for Streaming<I> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.phase {
+                Phase::Streaming => {
+                    if this.kill.poll_killed(cx).is_ready() {
+                        this.phase = Phase::Grace(Box::pin(tokio::time::sleep(super::KILL_GRACE)));
+                        continue;
+                    }
+                    match ready!(this.poll_stream(cx)) {
+                        Ok(()) => {
+                            this.phase = Phase::Closing(Box::pin(tokio::time::sleep(CLOSE_GRACE)))
+                        }
+                        Err(_) => return Poll::Ready(()),
+                    }
+                }
+                Phase::Grace(timer) => {
+                    let timer_done = timer.as_mut().poll(cx).is_ready();
+                    match this.poll_stream(cx) {
+                        Poll::Ready(Ok(())) => {
+                            this.phase = Phase::Closing(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+                        }
+                        Poll::Ready(Err(_)) => return Poll::Ready(()),
+                        Poll::Pending if timer_done => return Poll::Ready(()),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Phase::Closing(timer) => {
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(());
+                    }
+                    return Pin::new(&mut this.io).poll_shutdown(cx).map(|_| ());
+                }
+            }
+        }
+    }
 }
 
 /// Has the client closed its side (or broken the connection)? Bytes it sends while streaming

@@ -315,27 +315,16 @@ impl ConnTask {
         let prefix = if h2_alpn {
             bytes::Bytes::new()
         } else {
-            let sniffed = tokio::select! {
-                s = fast::sniff(&mut io, HEADER_READ_TIMEOUT) => s,
-                _ = stopped(&mut self.stop) => return,
-            };
-            match sniffed {
-                fast::Sniffed::Gone => return,
-                fast::Sniffed::Hyper(prefix) => prefix,
-                fast::Sniffed::Subscribe(req) => {
-                    let closes = fast::client_closes(&req);
-                    // Boxed: the handler's future is large and only needed until the response
-                    // head; the task keeps its size for the connection's life.
-                    let handler = Box::pin(http::handle(Arc::clone(&self.state), info.clone(), *req));
-                    let resp = match handler.await
-                    {
-                        Ok(resp) => resp,
-                        Err(never) => match never {},
-                    };
-                    match fast::respond(&mut io, closes, resp, &kill).await {
-                        fast::After::Close => return,
-                        fast::After::Hyper => bytes::Bytes::new(),
-                    }
+            let state = Arc::clone(&self.state);
+            let first = Box::pin(fast::first(&mut io, state, info.clone(), &mut self.stop)).await;
+            match first {
+                fast::First::Close => return,
+                fast::First::Hyper(prefix) => prefix,
+                fast::First::Stream(head, body) => {
+                    // A task of its own, sized for streaming only (this one ends).
+                    let done = self._done.clone();
+                    tokio::spawn(fast::Streaming::new(io, head, body, kill, done));
+                    return;
                 }
             }
         };
@@ -372,9 +361,9 @@ impl ConnTask {
 }
 
 /// A client that has not sent a complete request head by then is dropped.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a killed connection's other streams get before the socket is closed.
-const KILL_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(1);
 /// How often the reaper looks for overdue streams, and how late they may be.
 const REAP_EVERY: Duration = Duration::from_millis(200);
 const REAP_GRACE: Duration = Duration::from_millis(500);
@@ -398,6 +387,6 @@ async fn reaper(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 
 /// Resolves once shutdown is signalled (or the sender is gone). Returns nothing so no watch
 /// guard is held across later awaits.
-async fn stopped(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }

@@ -68,21 +68,35 @@ fn millis_since_epoch(t: Instant) -> u64 {
 /// sees its own deadline, so the hub's reaper ends the connection instead.
 #[derive(Debug, Default)]
 pub struct ConnectionKill {
-    notify: tokio::sync::Notify,
+    /// The connection task (the only waiter).
+    waker: AtomicWaker,
     fired: AtomicBool,
 }
 
 impl ConnectionKill {
     pub fn kill(&self) {
         if !self.fired.swap(true, Ordering::AcqRel) {
-            // One waiter (the connection task); a stored permit covers a kill before it waits.
-            self.notify.notify_one();
+            self.waker.wake();
+        }
+    }
+
+    /// Ready once `kill` was called; otherwise registers the task to be woken by it.
+    pub fn poll_killed(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.fired.load(Ordering::Acquire) {
+            return std::task::Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A kill between the check and the registration woke nobody: check again.
+        if self.fired.load(Ordering::Acquire) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
         }
     }
 
     /// Resolves once `kill` was called.
     pub async fn killed(&self) {
-        self.notify.notified().await;
+        std::future::poll_fn(|cx| self.poll_killed(cx)).await;
     }
 }
 
