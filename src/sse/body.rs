@@ -37,8 +37,10 @@ pub struct SseBody {
     floor: u64,
     started: bool,
     ended: bool,
-    heartbeat: Option<(Duration, Pin<Box<Sleep>>)>,
-    deadline: Option<Pin<Box<Sleep>>>,
+    heartbeat: Option<Duration>,
+    deadline: Option<Instant>,
+    /// One timer for both: fires at the next heartbeat or the deadline, whichever is first.
+    timer: Option<Pin<Box<Sleep>>>,
     scratch: Vec<Arc<Update>>,
 }
 
@@ -58,7 +60,8 @@ impl SseBody {
         heartbeat: Option<Duration>,
         deadline: Option<Instant>,
     ) -> Self {
-        let now = Instant::now();
+        let timer = next_wake(Instant::now(), heartbeat, deadline)
+            .map(|at| Box::pin(tokio::time::sleep_until(at)));
         Self {
             hub,
             sub: subscription.subscriber,
@@ -66,8 +69,9 @@ impl SseBody {
             floor: subscription.floor,
             started: false,
             ended: false,
-            heartbeat: heartbeat.map(|d| (d, Box::pin(tokio::time::sleep_until(now + d)))),
-            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            heartbeat,
+            deadline,
+            timer,
             scratch: Vec::new(),
         }
     }
@@ -93,9 +97,22 @@ impl SseBody {
     }
 
     fn reset_heartbeat(&mut self) {
-        if let Some((every, timer)) = &mut self.heartbeat {
-            timer.as_mut().reset(Instant::now() + *every);
+        if self.heartbeat.is_some() {
+            self.reset_timer(Instant::now());
         }
+    }
+
+    fn reset_timer(&mut self, now: Instant) {
+        if let (Some(timer), Some(at)) = (
+            &mut self.timer,
+            next_wake(now, self.heartbeat, self.deadline),
+        ) {
+            timer.as_mut().reset(at);
+        }
+    }
+
+    fn past_deadline(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
     }
 
     /// Next replay frame, streaming from history; `None` when the replay is done.
@@ -173,10 +190,8 @@ impl Body for SseBody {
             this.started = true;
             return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(PREAMBLE)))));
         }
-        if let Some(deadline) = &mut this.deadline {
-            if deadline.as_mut().poll(cx).is_ready() {
-                return this.end(StreamEnd::Deadline);
-            }
+        if this.past_deadline(Instant::now()) {
+            return this.end(StreamEnd::Deadline);
         }
         if this.sub.close_reason() == CloseReason::Shutdown {
             return this.end(StreamEnd::Shutdown);
@@ -206,12 +221,19 @@ impl Body for SseBody {
             }
             break;
         }
-        if let Some((every, timer)) = &mut this.heartbeat {
-            if timer.as_mut().poll(cx).is_ready() {
-                let every = *every;
-                timer.as_mut().reset(Instant::now() + every);
+        while let Some(timer) = &mut this.timer {
+            if timer.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            let now = Instant::now();
+            if this.past_deadline(now) {
+                return this.end(StreamEnd::Deadline);
+            }
+            this.reset_timer(now);
+            if this.heartbeat.is_some() {
                 return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(HEARTBEAT)))));
             }
+            // Only the deadline is timed and it is not reached yet: poll the re-armed timer.
         }
         Poll::Pending
     }
@@ -222,6 +244,14 @@ impl Body for SseBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+/// When the stream's timer must next fire: the next heartbeat or the deadline, whichever is first.
+fn next_wake(now: Instant, heartbeat: Option<Duration>, deadline: Option<Instant>) -> Option<Instant> {
+    match (heartbeat.map(|every| now + every), deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

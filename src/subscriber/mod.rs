@@ -33,7 +33,9 @@ pub struct Subscriber {
     matchers: Vec<Matcher>,
     /// `None`: anonymous (public updates only).
     grants: Option<Arc<Grants>>,
-    queue: SegQueue<Arc<Update>>,
+    /// Allocated on the first push: an idle subscriber does not pay for the queue's two
+    /// cache-padded indices (256 bytes).
+    queue: OnceLock<Box<SegQueue<Arc<Update>>>>,
     queued: AtomicUsize,
     capacity: usize,
     waker: AtomicWaker,
@@ -124,7 +126,7 @@ impl Subscriber {
             id: format!("urn:uuid:{}", uuid::Uuid::new_v4()).into_boxed_str(),
             matchers,
             grants,
-            queue: SegQueue::new(),
+            queue: OnceLock::new(),
             queued: AtomicUsize::new(0),
             capacity: capacity.max(1),
             waker: AtomicWaker::new(),
@@ -249,13 +251,15 @@ impl Subscriber {
             self.close(CloseReason::Lagging);
             return;
         }
-        self.queue.push(update);
+        self.queue
+            .get_or_init(|| Box::new(SegQueue::new()))
+            .push(update);
         self.waker.wake();
     }
 
     /// Takes the next queued update.
     pub fn pop(&self) -> Option<Arc<Update>> {
-        let u = self.queue.pop()?;
+        let u = self.queue.get()?.pop()?;
         self.queued.fetch_sub(1, Ordering::AcqRel);
         Some(u)
     }
@@ -297,7 +301,7 @@ impl Subscriber {
     pub fn is_empty(&self) -> bool {
         // The queue itself, not the counter: the counter is bumped before the push lands, and
         // a poller re-checking on it could spin while a preempted publisher finishes.
-        self.queue.is_empty()
+        self.queue.get().is_none_or(|q| q.is_empty())
     }
 }
 
