@@ -337,7 +337,10 @@ impl ConnTask {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let state = Arc::clone(&self.state);
-        let service = service_fn(move |req| http::handle(Arc::clone(&state), info.clone(), req));
+        // Boxed: hyper keeps an HTTP/2 stream's service future inline in the stream's task for
+        // the stream's life; boxed, the handler's large state is freed once it answered.
+        let service =
+            service_fn(move |req| Box::pin(http::handle(Arc::clone(&state), info.clone(), req)));
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         tokio::select! {
