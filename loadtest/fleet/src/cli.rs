@@ -25,7 +25,7 @@ pub enum ConnectedOn {
 /// processes and source addresses, paced or back-to-back publishers, delivery latency and loss,
 /// server memory per subscriber. Bounded by --timeout.
 #[derive(Debug, Clone, Parser, Serialize, Deserialize)]
-#[command(name = "qs-fleet", version)]
+#[command(name = "qs-fleet", version, args_override_self = true)]
 pub struct Args {
     /// Server kind
     #[arg(long, value_enum, default_value = "mercure")]
