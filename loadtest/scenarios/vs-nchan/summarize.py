@@ -81,8 +81,13 @@ row("4 publishers", "publish throughput, 8 keep-alive publishers, 0 subscribers,
 scale = step(load("qs", "h2-scale"))
 if scale:
     row("5 HTTP/2 scale", "connected of 250,000 streams (2,500 conns × 100)", "", scale["connected"], lower=False)
-    row("5 HTTP/2 scale", "lost of one broadcast (missing + duplicates)", "",
-        None if not scale.get("delivery") else scale["delivery"]["missing"] + scale["delivery"]["duplicates"])
+    acked = get(scale, "publish", "acked")
+    if acked:
+        lost = scale["delivery"]["missing"] + scale["delivery"]["duplicates"]
+    else:
+        lost = "broadcast not acknowledged: " + ", ".join(get(scale, "publish", "errors") or ["no publish"])
+    row("5 HTTP/2 scale", "lost of one broadcast (missing + duplicates)", "", lost)
+    row("5 HTTP/2 scale", "streams that received the broadcast", "", get(scale, "delivery", "unique"), lower=False)
     row("5 HTTP/2 scale", "delivery p99 of the broadcast", "ms", get(scale, "delivery", "latency", "p99_ms"))
     row("5 HTTP/2 scale", "RSS per stream", "KB", kb(scale.get("bytes_per_subscriber_rss")))
 else:
