@@ -217,11 +217,28 @@ fn open_history(config: &HistoryConfig) -> Result<Box<dyn History>, StartupError
     })
 }
 
+/// Pending connections the kernel queues for `accept` (capped by `net.core.somaxconn`). mio's
+/// default of 128 overflowed under 10,000 unpaced connects: the dropped SYNs were retried by
+/// clients a second later.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
-    TcpListener::bind(addr)
-        .await
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    };
+    socket
+        .and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(addr)?;
+            s.listen(LISTEN_BACKLOG)
+        })
         .map_err(|source| StartupError::Bind { addr, source })
 }
+
+const H2_MAX_STREAMS: u32 = 1000;
+const H2_SEND_BUFFER: usize = 64 * 1024;
 
 fn builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -229,9 +246,14 @@ fn builder() -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
+    // HTTP/2 carries many SSE streams per connection (browsers behind an h2 proxy or CDN, IoT
+    // gateways): up to 1,000 concurrent streams, and at most 64 KiB buffered per stream for a
+    // client that does not read (h2's default, 400 KiB, times 1,000 streams is 400 MiB for one
+    // stalled connection; the subscriber queue and history hold the rest).
     b.http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(1000);
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_send_buf_size(H2_SEND_BUFFER);
     b
 }
 

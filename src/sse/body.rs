@@ -248,7 +248,11 @@ impl Body for SseBody {
 }
 
 /// When the stream's timer must next fire: the next heartbeat or the deadline, whichever is first.
-fn next_wake(now: Instant, heartbeat: Option<Duration>, deadline: Option<Instant>) -> Option<Instant> {
+fn next_wake(
+    now: Instant,
+    heartbeat: Option<Duration>,
+    deadline: Option<Instant>,
+) -> Option<Instant> {
     match (heartbeat.map(|every| now + every), deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
