@@ -282,12 +282,7 @@ impl Core {
                         tracing::info!("history appends succeed again");
                         self.set_history_error(None);
                     }
-                    self.fan_out(&updates, &slots, &mut targets);
-                    for (slot, update) in slots.drain(..).zip(updates.drain(..)) {
-                        if let Slot::Reply(reply) = slot {
-                            let _ = reply.send(Ok(update));
-                        }
-                    }
+                    self.fan_out(&mut updates, &mut slots, &mut targets);
                     self.history.maintain();
                 }
                 Err(e) => {
@@ -313,30 +308,44 @@ impl Core {
     }
 
     /// Enqueues each update, in order, for every matching subscriber allowed to read it, and
-    /// applies the registry effect of each subscription event as it goes out.
+    /// applies the registry effect of each subscription event as it goes out; then answers the
+    /// update's publisher and wakes its streams — in that order, so a large fan-out does not
+    /// schedule the publisher's response behind thousands of stream writes (the update is
+    /// durable and enqueued by then). Drains `updates` and `slots`.
     /// The lock is taken per update, so registrations (the connect path) interleave with a
     /// large batch instead of waiting for all of it.
-    fn fan_out(&self, updates: &[Arc<Update>], slots: &[Slot], targets: &mut Vec<Arc<Subscriber>>) {
+    fn fan_out(
+        &self,
+        updates: &mut Vec<Arc<Update>>,
+        slots: &mut Vec<Slot>,
+        targets: &mut Vec<Arc<Subscriber>>,
+    ) {
+        let published = updates.len() as u64;
         let mut delivered = 0;
-        for (update, slot) in updates.iter().zip(slots) {
-            let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
-            self.index.matching(&self.engine, update, targets);
-            for sub in targets.iter() {
-                if sub.may_read(&self.engine, update) {
-                    sub.push(Arc::clone(update));
-                    delivered += 1;
+        for (update, slot) in updates.drain(..).zip(slots.drain(..)) {
+            {
+                let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
+                self.index.matching(&self.engine, &update, targets);
+                targets.retain(|sub| {
+                    sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update))
+                });
+                delivered += targets.len() as u64;
+                if let Slot::Effect(effect) = &slot {
+                    dispatched.registry.apply(effect);
                 }
+                dispatched.seq = update.seq;
+                dispatched.last = Some(Arc::clone(&update));
             }
-            if let Slot::Effect(effect) = slot {
-                dispatched.registry.apply(effect);
+            if let Slot::Reply(reply) = slot {
+                let _ = reply.send(Ok(update));
             }
-            dispatched.seq = update.seq;
-            dispatched.last = Some(Arc::clone(update));
+            for sub in targets.drain(..) {
+                sub.wake();
+            }
         }
-        targets.clear();
         self.counters
             .published
-            .fetch_add(updates.len() as u64, Ordering::Relaxed);
+            .fetch_add(published, Ordering::Relaxed);
         self.counters
             .delivered
             .fetch_add(delivered, Ordering::Relaxed);

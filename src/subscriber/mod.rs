@@ -243,17 +243,31 @@ impl Subscriber {
     /// Enqueues without blocking. On overflow the subscriber is marked lagging (its stream ends
     /// after draining what it holds); the update stays in history for its resume.
     pub fn push(&self, update: Arc<Update>) {
+        if self.enqueue(update) {
+            self.wake();
+        }
+    }
+
+    /// `push` without the wake: true when the update was queued and the stream must be woken
+    /// (`wake`) — the writer wakes a whole fan-out after answering its publishers, so their
+    /// responses are scheduled ahead of the subscribers' writes.
+    pub fn enqueue(&self, update: Arc<Update>) -> bool {
         if self.state.load(Ordering::Acquire) != CloseReason::Open as u8 {
-            return;
+            return false;
         }
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             self.close(CloseReason::Lagging);
-            return;
+            return false;
         }
         self.queue
             .get_or_init(|| Box::new(SegQueue::new()))
             .push(update);
+        true
+    }
+
+    /// Wakes the stream to drain its queue.
+    pub fn wake(&self) {
         self.waker.wake();
     }
 
