@@ -74,9 +74,11 @@ wait_port() { # $1 = port: wait up to 10 s for a listener
 }
 
 start_qs() { # fresh hub with its defaults: durable log in a new temp dir, anonymous subscribers
+    # $1 = memory: --history memory instead of the durable log
     stop_qs
-    local data="$tmp/qs-data-$RANDOM"
-    MERCURE_PUBLISHER_JWT_KEY="$key" QUICKSILVER_ANONYMOUS=1 "$qs_bin" \
+    local data="$tmp/qs-data-$RANDOM" history=()
+    [ "${1:-}" = memory ] && history=(--history memory)
+    MERCURE_PUBLISHER_JWT_KEY="$key" QUICKSILVER_ANONYMOUS=1 "$qs_bin" "${history[@]}" \
         --addr "127.0.0.1:$qs_port" --tls-addr "127.0.0.1:$qs_tls_port" \
         --tls-cert "$root/certs-dev/localhost.pem" --tls-key "$root/certs-dev/localhost-key.pem" \
         --data-dir "$data" --log-level warn >>"$tmp/qs.log" 2>&1 &
@@ -150,6 +152,11 @@ for server in qs nchan; do
     # shellcheck disable=SC2046
     fleet "$server" tls-h1-idle $(tls_args "$server") --subscribers "$subs" --timeout 180
 done
+# Goal 4, like for like: nchan keeps its messages in memory; so does Quicksilver with
+# --history memory (the rows above use the durable log, one fdatasync per group of publishes).
+start_qs memory
+fleet qs pub-latency-0-memory --subscribers 0 --publishers 1 --rate 5 --duration 10 --timeout 60
+fleet qs pub-throughput-memory --subscribers 0 --publishers 8 --duration 10 --timeout 60
 # Goal 1, HTTP/2 (Quicksilver only): the cost of a stream on an existing connection, from the
 # same number of connections (N/100) carrying 1 stream each vs 100 streams each.
 start_qs

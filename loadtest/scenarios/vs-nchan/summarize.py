@@ -76,8 +76,14 @@ row("4 publishers", "publish p99, 0 subscribers, 5/s for 10 s", "ms",
     *both(lambda s: get(step(load(s, "pub-latency-0")), "publish", "latency", "p99_ms")))
 row("4 publishers", f"publish p99, {subs:,} subscribers, 5/s for 10 s", "ms",
     *both(lambda s: get(step(load(s, "latency"), subs), "publish", "latency", "p99_ms")))
-row("4 publishers", "publish throughput, 8 keep-alive publishers, 0 subscribers, 10 s", "req/s",
+row("4 publishers", "publish throughput, 8 keep-alive publishers, 0 subscribers, 10 s (Quicksilver: durable log)", "req/s",
     *both(lambda s: get(step(load(s, "pub-throughput")), "publish", "rate")), lower=False)
+mem = lambda run: get(step(load("qs", run)), "publish")
+row("4 publishers", "same, Quicksilver with --history memory (nchan keeps messages in memory too)", "req/s",
+    get(mem("pub-throughput-memory"), "rate"), get(step(load("nchan", "pub-throughput")), "publish", "rate"), lower=False)
+row("4 publishers", "publish p99, 0 subscribers, 5/s, Quicksilver with --history memory", "ms",
+    get(mem("pub-latency-0-memory"), "latency", "p99_ms"),
+    get(step(load("nchan", "pub-latency-0")), "publish", "latency", "p99_ms"))
 scale = step(load("qs", "h2-scale"))
 if scale:
     row("5 HTTP/2 scale", "connected of 250,000 streams (2,500 conns × 100)", "", scale["connected"], lower=False)
