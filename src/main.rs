@@ -6,13 +6,13 @@ use clap::Parser;
 use quicksilver::config::{self, Cli, Command, Config, LogFormat, ProcessEnv};
 use quicksilver::server::{self, StartupError};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod alloc;
 
 /// EX_USAGE from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
+    alloc::tune();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

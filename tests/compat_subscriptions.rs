@@ -150,6 +150,10 @@ async fn topic_subscriptions_have_v8_events_and_api() {
         assert_eq!(api(&client, &id, &all).await.status, StatusCode::NOT_FOUND);
         let coll = api(&client, &coll_path, &all).await;
         assert_eq!(coll.json()["subscriptions"], json!([]));
+        // Its disconnect must be an event the watcher has seen before the next round compares
+        // the watcher's last event id with the API's cursor.
+        drop(on_topic);
+        wait_for(&mut w, "match", &id, false).await;
     }
     hub.shutdown().await;
 }

@@ -38,6 +38,8 @@ pub enum StartupError {
     Keys(Vec<String>),
     #[error("no listener configured")]
     NoListener,
+    #[error("cannot start the delivery runtime: {0}")]
+    Runtime(std::io::Error),
     #[error("history log in {}: {source}", dir.display())]
     History {
         dir: std::path::PathBuf,
@@ -56,6 +58,53 @@ pub struct RunningHub {
     stop: watch::Sender<bool>,
     done_tx: mpsc::Sender<()>,
     done_rx: mpsc::Receiver<()>,
+    delivery: DeliveryRuntime,
+}
+
+/// The runtime that runs the streams of HTTP/1.1 subscribers (the fast path), apart from the one
+/// that accepts connections and answers requests. A broadcast wakes thousands of streams at
+/// once; on one runtime, a publish arriving meanwhile queued behind all of their writes (publish
+/// p99 15 ms with 10,000 subscribers vs 1.2 ms with none). With its own threads, the OS
+/// scheduler interleaves the two. Shut down without blocking when the hub goes.
+#[derive(Debug)]
+struct DeliveryRuntime(Option<tokio::runtime::Runtime>);
+
+impl DeliveryRuntime {
+    fn new() -> Result<Self, StartupError> {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("qs-delivery")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(StartupError::Runtime)
+    }
+
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|rt| rt.handle().clone())
+    }
+}
+
+/// Delivery threads yield to the request threads under CPU contention (nice +5 = about a third
+/// of the weight): a publish, a connect or an API call is answered while a broadcast is being
+/// written. Failure to lower (never expected) only costs that preference.
+const DELIVERY_NICE: i32 = 5;
+
+fn lower_priority() {
+    // On Linux, PRIO_PROCESS with no id is the calling thread.
+    if let Err(e) = rustix::process::setpriority_process(None, DELIVERY_NICE) {
+        tracing::debug!(error = %e, "cannot lower the delivery thread's priority");
+    }
+}
+
+impl Drop for DeliveryRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Builds the hub from `config`, binds its listeners and starts serving.
@@ -101,6 +150,11 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
     let (stop, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = mpsc::channel(1);
     let builder = Arc::new(builder());
+    let delivery = DeliveryRuntime::new()?;
+    let conns = Connections {
+        builder,
+        delivery: delivery.handle(),
+    };
     tokio::spawn(reaper(Arc::clone(&state), stop_rx.clone()));
     let mut running = RunningHub {
         addr: None,
@@ -109,6 +163,7 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
         stop,
         done_tx: done_tx.clone(),
         done_rx,
+        delivery,
     };
     if let Some(listener) = plain {
         running.addr = listener.local_addr().ok();
@@ -121,7 +176,7 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
             Arc::clone(&state),
             stop_rx.clone(),
             done_tx.clone(),
-            Arc::clone(&builder),
+            conns.clone(),
         ));
     }
     if let (Some(listener), Some(acceptor)) = (secure, tls_acceptor) {
@@ -135,7 +190,7 @@ pub async fn start(config: Config) -> Result<RunningHub, StartupError> {
             state,
             stop_rx,
             done_tx,
-            builder,
+            conns,
         ));
     }
     Ok(running)
@@ -154,6 +209,7 @@ impl RunningHub {
             stop,
             done_tx,
             mut done_rx,
+            delivery,
             ..
         } = self;
         tracing::info!("shutting down");
@@ -172,6 +228,7 @@ impl RunningHub {
         {
             tracing::warn!("history writer not drained within the grace period");
         }
+        drop(delivery);
     }
 }
 
@@ -263,7 +320,7 @@ async fn accept_loop(
     state: Arc<AppState>,
     mut stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    conns: Connections,
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -288,7 +345,7 @@ async fn accept_loop(
         let task = ConnTask {
             state: Arc::clone(&state),
             stop: stop.clone(),
-            builder: Arc::clone(&builder),
+            conns: conns.clone(),
             _done: done.clone(),
         };
         match &tls {
@@ -315,10 +372,18 @@ async fn accept_loop(
 }
 
 /// One connection's task. Holding `_done` keeps shutdown waiting until the connection closes.
+/// What every connection task needs to serve: hyper's builder and where streams run.
+#[derive(Clone)]
+struct Connections {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    /// `None` only while the hub is being dropped.
+    delivery: Option<tokio::runtime::Handle>,
+}
+
 struct ConnTask {
     state: Arc<AppState>,
     stop: watch::Receiver<bool>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    conns: Connections,
     _done: mpsc::Sender<()>,
 }
 
@@ -345,7 +410,11 @@ impl ConnTask {
                 fast::First::Stream(head, body) => {
                     // A task of its own, sized for streaming only (this one ends).
                     let done = self._done.clone();
-                    tokio::spawn(fast::Streaming::new(io, head, body, kill, done));
+                    let stream = fast::Streaming::new(io, head, body, kill, done);
+                    match &self.conns.delivery {
+                        Some(rt) => drop(rt.spawn(stream)),
+                        None => drop(tokio::spawn(stream)),
+                    }
                     return;
                 }
             }
@@ -363,7 +432,10 @@ impl ConnTask {
         // the stream's life; boxed, the handler's large state is freed once it answered.
         let service =
             service_fn(move |req| Box::pin(http::handle(Arc::clone(&state), info.clone(), req)));
-        let conn = self.builder.serve_connection(TokioIo::new(io), service);
+        let conn = self
+            .conns
+            .builder
+            .serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         tokio::select! {
             res = conn.as_mut() => {
