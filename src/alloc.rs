@@ -1,25 +1,41 @@
-//! The global allocator (mimalloc) and its one tuning: the only `unsafe` in the binary, fenced
-//! here. mimalloc frees emptied pages back to the OS only after a delay (10 ms), and only when
-//! the same thread allocates again, so a burst of connects (each with a few KB of short-lived
-//! request/response state) left that memory resident for good on idle worker threads. Purging at
-//! once measured 4.8 → 2.5 KB of hub RSS per idle HTTP/1.1 subscriber after 10,000 unpaced
-//! connects, with broadcast throughput unchanged (`qs-fleet --subscribers 10000 --publishers 8
-//! --count 500`, 1.37M vs 1.41M deliveries/s, two runs each). `MIMALLOC_PURGE_DELAY` in the
-//! environment still wins.
-#![allow(unsafe_code)] // reason: FFI to mimalloc's option API; see `tune`
+//! Allocator housekeeping: the only `unsafe` in the crate, fenced here (FFI to mimalloc, the
+//! binary's global allocator). mimalloc returns emptied pages to the OS after a delay and only
+//! when the same thread allocates again, so after a burst of connects (each with a few KB of
+//! short-lived request/response state) a worker thread that then idles kept that memory resident
+//! for good. Runtime threads call `on_thread_park` when they run out of work: at most once a
+//! second per thread, it makes mimalloc purge what that thread freed. Measured with `qs-fleet
+//! --subscribers 10000` (unpaced connects, then idle): ~4.8 → ~2.5 KB of hub RSS per subscriber
+//! (see the README benchmark table); purging on every free instead cost ~10 % of publish
+//! throughput. Harmless when mimalloc is not the global allocator (tests): it only sees its own,
+//! empty, heaps.
+#![allow(unsafe_code)] // reason: FFI to mimalloc's collection API; see `on_thread_park`
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
-/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 and v3 alike; libmimalloc-sys does
-/// not name it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// At most one collection per thread per this period.
+const COLLECT_EVERY: Duration = Duration::from_secs(1);
 
-/// Applies the tuning above unless the operator set `MIMALLOC_PURGE_DELAY`. Call first thing.
-pub fn tune() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: mi_option_set takes a plain enum value and a long, touches only mimalloc's
-        // option table (atomics), and may be called at any time from any thread.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+thread_local! {
+    static LAST_COLLECT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// For `tokio::runtime::Builder::on_thread_park`: purge this thread's freed pages, throttled.
+pub fn on_thread_park() {
+    let now = Instant::now();
+    let due = LAST_COLLECT.with(|last| {
+        let due = last
+            .get()
+            .is_none_or(|at| now.duration_since(at) >= COLLECT_EVERY);
+        if due {
+            last.set(Some(now));
+        }
+        due
+    });
+    if due {
+        // SAFETY: mi_collect takes a plain bool, only touches the calling thread's mimalloc heap
+        // and the shared segment/arena state it already synchronizes, and may be called at any
+        // time from any thread.
+        unsafe { libmimalloc_sys::mi_collect(true) };
     }
 }

@@ -9,6 +9,8 @@
 //! - `subscriber`: subscriber handles and their bounded lock-free queues.
 //! - `sse`: SSE framing and the streaming response body.
 //! - `history`: the `History` trait and its backends.
+//! - `alloc`: allocator housekeeping (the one fenced `unsafe` module).
+pub mod alloc;
 pub mod auth;
 pub mod config;
 pub mod error;

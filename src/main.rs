@@ -6,13 +6,13 @@ use clap::Parser;
 use quicksilver::config::{self, Cli, Command, Config, LogFormat, ProcessEnv};
 use quicksilver::server::{self, StartupError};
 
-mod alloc;
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// EX_USAGE from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
-    alloc::tune();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -58,6 +58,7 @@ fn main() -> ExitCode {
     }
     raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .on_thread_park(quicksilver::alloc::on_thread_park)
         .enable_all()
         .build()
     {

@@ -76,6 +76,7 @@ impl DeliveryRuntime {
             .worker_threads(threads)
             .thread_name("qs-delivery")
             .on_thread_start(lower_priority)
+            .on_thread_park(crate::alloc::on_thread_park)
             .enable_all()
             .build()
             .map(|rt| Self(Some(rt)))
