@@ -1,0 +1,209 @@
+//! The HTTP/1.1 fast path for subscriptions (src/server/fast.rs), byte for byte over raw TCP:
+//! a stream is chunked and ends with the last chunk; an error answered by the fast path keeps
+//! the connection alive for hyper (a publish and a health check follow on the same socket) or
+//! closes it when asked; pipelined requests and other methods are hyper's.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail by panicking
+
+mod common;
+use common::*;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A raw HTTP/1.1 connection with a read buffer; every read is bounded by `DEADLINE`.
+struct Raw {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    async fn connect(hub: &TestHub) -> Self {
+        let tcp = TcpStream::connect(hub.addr).await.expect("connect");
+        Self {
+            tcp,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &str) {
+        self.tcp.write_all(bytes.as_bytes()).await.expect("write");
+    }
+
+    /// Reads more bytes; false at EOF (or a reset).
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout(DEADLINE, self.tcp.read(&mut chunk)).await {
+            Err(_) => panic!("no bytes within {DEADLINE:?}; have {:?}", self.text()),
+            Ok(Ok(0)) | Ok(Err(_)) => false,
+            Ok(Ok(n)) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+
+    /// The next response head (status line + headers, lowercased names), consumed.
+    async fn head(&mut self) -> (u16, Vec<(String, String)>) {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(self.buf[..end].to_vec()).expect("UTF-8 head");
+                self.buf.drain(..end + 4);
+                let mut lines = head.split("\r\n");
+                let status = lines.next().expect("status line");
+                assert!(status.starts_with("HTTP/1.1 "), "{status}");
+                let code = status[9..12].parse().expect("status code");
+                let headers = lines
+                    .map(|l| {
+                        let (n, v) = l.split_once(':').expect("header line");
+                        (n.trim().to_ascii_lowercase(), v.trim().to_owned())
+                    })
+                    .collect();
+                return (code, headers);
+            }
+            assert!(
+                self.fill().await,
+                "EOF before a complete head: {:?}",
+                self.text()
+            );
+        }
+    }
+
+    /// A whole response with a `content-length` body.
+    async fn response(&mut self) -> (u16, Vec<(String, String)>, String) {
+        let (code, headers) = self.head().await;
+        let len: usize = header(&headers, "content-length")
+            .expect("content-length")
+            .parse()
+            .expect("length");
+        while self.buf.len() < len {
+            assert!(self.fill().await, "EOF inside the body");
+        }
+        let body = String::from_utf8(self.buf.drain(..len).collect()).expect("UTF-8 body");
+        (code, headers, body)
+    }
+
+    /// Reads until the peer closes; returns everything received.
+    async fn read_to_eof(&mut self) -> String {
+        while self.fill().await {}
+        self.text()
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn subscribe_head(extra: &str) -> String {
+    format!(
+        "GET /.well-known/mercure?match=https%3A%2F%2Fexample.com%2Ffast HTTP/1.1\r\nHost: hub.test\r\n{extra}\r\n"
+    )
+}
+
+/// Spec "Subscription": the stream is `text/event-stream`; over HTTP/1.1 it is chunked, carries
+/// a `Date`, and a hub ending it (here: shutdown) sends the terminating chunk before closing.
+#[tokio::test]
+async fn stream_is_chunked_and_ends_with_the_last_chunk() {
+    let hub = TestHub::start().await;
+    let mut raw = Raw::connect(&hub).await;
+    raw.send(&subscribe_head(&format!(
+        "Authorization: Bearer {}\r\n",
+        subscribe_all()
+    )))
+    .await;
+    let (code, headers) = raw.head().await;
+    assert_eq!(code, 200);
+    assert_eq!(header(&headers, "content-type"), Some("text/event-stream"));
+    assert_eq!(header(&headers, "transfer-encoding"), Some("chunked"));
+    assert!(header(&headers, "date").is_some(), "{headers:?}");
+    assert!(header(&headers, "content-length").is_none());
+    // The update arrives framed as a chunk.
+    let publisher = hub.client(Proto::H1).await;
+    let resp = publisher
+        .send(
+            Request::post("/.well-known/mercure")
+                .bearer(&publish_all())
+                .form(&[
+                    ("topic", "https://example.com/fast"),
+                    ("data", "over the fast path"),
+                ]),
+        )
+        .await;
+    assert_eq!(resp.status, http::StatusCode::OK);
+    while !raw.text().contains("data: over the fast path\n\n") {
+        assert!(raw.fill().await, "EOF before the update: {:?}", raw.text());
+    }
+    tokio::time::timeout(DEADLINE, hub.shutdown())
+        .await
+        .expect("shutdown within the deadline");
+    let all = raw.read_to_eof().await;
+    assert!(
+        all.ends_with("\r\n0\r\n\r\n"),
+        "no terminating chunk: {all:?}"
+    );
+}
+
+/// An error answered on the fast path (401 with its RFC 6750 challenge) leaves the connection
+/// open: hyper serves what follows on the same socket (a publish, a health check).
+#[tokio::test]
+async fn error_then_keep_alive_on_the_same_connection() {
+    let hub = TestHub::start().await;
+    let mut raw = Raw::connect(&hub).await;
+    raw.send(&subscribe_head("")).await;
+    let (code, headers, body) = raw.response().await;
+    assert_eq!(code, 401, "{body}");
+    assert!(
+        header(&headers, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
+        "{headers:?}"
+    );
+    let form = "topic=https%3A%2F%2Fexample.com%2Ffast&data=after+the+401";
+    raw.send(&format!(
+        "POST /.well-known/mercure HTTP/1.1\r\nHost: hub.test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        publish_all(),
+        form.len()
+    ))
+    .await;
+    let (code, _, body) = raw.response().await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("urn:uuid:"), "{body}");
+    raw.send("GET /healthz HTTP/1.1\r\nHost: hub.test\r\n\r\n")
+        .await;
+    let (code, _, body) = raw.response().await;
+    assert_eq!(code, 200, "{body}");
+    hub.shutdown().await;
+}
+
+/// `Connection: close` on a refused subscription: the answer, then the connection closes.
+#[tokio::test]
+async fn error_with_connection_close_closes() {
+    let hub = TestHub::start().await;
+    let mut raw = Raw::connect(&hub).await;
+    raw.send(&subscribe_head("Connection: close\r\n")).await;
+    let (code, _, _) = raw.response().await;
+    assert_eq!(code, 401);
+    let rest = raw.read_to_eof().await;
+    assert!(rest.is_empty(), "bytes after the response: {rest:?}");
+    hub.shutdown().await;
+}
+
+/// Pipelined requests are hyper's, answered in order on the one connection.
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let hub = TestHub::start().await;
+    let mut raw = Raw::connect(&hub).await;
+    raw.send(&format!(
+        "{}GET /healthz HTTP/1.1\r\nHost: hub.test\r\n\r\n",
+        subscribe_head("")
+    ))
+    .await;
+    let (first, _, _) = raw.response().await;
+    let (second, _, body) = raw.response().await;
+    assert_eq!((first, second), (401, 200), "{body}");
+    hub.shutdown().await;
+}
