@@ -117,10 +117,11 @@ pub fn documents(
             .and_then(|g| g.payload_for(engine, pattern))
             .cloned();
         docs.push(Arc::new(SubscriptionDoc {
-            topic: subscription_topic(hub_path, kind, pattern, &sub.id).into_boxed_str(),
+            topic: subscription_topic(hub_path, kind, pattern, &sub.id.to_string())
+                .into_boxed_str(),
             match_type: kind,
             pattern: pattern.into(),
-            subscriber: sub.id.clone(),
+            subscriber: sub.id.to_string().into_boxed_str(),
             payload,
         }));
     }

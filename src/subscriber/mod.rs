@@ -29,7 +29,7 @@ pub struct Subscriber {
     /// Internal key (index, dedup).
     pub num: u64,
     /// Public id: a random `urn:uuid:` per connection, never client-controlled.
-    pub id: Box<str>,
+    pub id: SubscriberId,
     matchers: Vec<Matcher>,
     /// `None`: anonymous (public updates only).
     grants: Option<Arc<Grants>>,
@@ -53,6 +53,17 @@ pub struct Subscriber {
     /// Its subscription events were published (active subscriptions on, not a `HEAD` probe):
     /// its removal publishes the `active: false` ones.
     announced: AtomicBool,
+}
+
+/// A subscriber's public id, `urn:uuid:<v4>`: kept as the 16 bytes and formatted when shown (an
+/// idle subscriber does not carry the 45-byte string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberId(uuid::Uuid);
+
+impl std::fmt::Display for SubscriberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "urn:uuid:{}", self.0)
+    }
 }
 
 /// A process-wide time base for the atomically stored progress timestamps.
@@ -123,7 +134,7 @@ impl Subscriber {
     ) -> Self {
         Self {
             num,
-            id: format!("urn:uuid:{}", uuid::Uuid::new_v4()).into_boxed_str(),
+            id: SubscriberId(uuid::Uuid::new_v4()),
             matchers,
             grants,
             queue: OnceLock::new(),

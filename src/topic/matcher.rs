@@ -147,6 +147,9 @@ pub struct MatcherEngine {
     hub: HubUrl,
     /// URL-pattern text → compiled matcher. Only valid patterns enter, so a hit skips validation.
     compiled: Option<Cache<Box<str>, Matcher>>,
+    /// Exact-topic text → its matcher, shared by the subscriptions to that topic (a broadcast
+    /// topic's 10,000 subscribers hold one matcher, not 10,000).
+    exact: Option<Cache<Box<str>, Matcher>>,
     /// URI-template text → compiled matcher (compatibility mode's `topic=` selectors).
     templates: Option<Cache<Box<str>, Matcher>>,
     results: Option<Cache<ResultKey, bool>>,
@@ -156,10 +159,11 @@ impl MatcherEngine {
     /// `cache_size` bounds the result cache; compiled patterns get a tenth of it (at least 1).
     /// `0` disables caching.
     pub fn new(hub: HubUrl, cache_size: usize) -> Self {
-        let (compiled, templates, results) = if cache_size == 0 {
-            (None, None, None)
+        let (compiled, exact, templates, results) = if cache_size == 0 {
+            (None, None, None, None)
         } else {
             (
+                Some(Cache::new((cache_size / 10).max(1))),
                 Some(Cache::new((cache_size / 10).max(1))),
                 Some(Cache::new((cache_size / 10).max(1))),
                 Some(Cache::new(cache_size)),
@@ -168,6 +172,7 @@ impl MatcherEngine {
         Self {
             hub,
             compiled,
+            exact,
             templates,
             results,
         }
@@ -185,11 +190,23 @@ impl MatcherEngine {
             return Ok(Matcher::new(kind, pattern, Compiled::Wildcard));
         }
         match kind {
-            MatcherType::Exact => Ok(Matcher::new(kind, pattern, Compiled::Exact)),
+            MatcherType::Exact => Ok(self.compile_exact(pattern)),
             MatcherType::UrlPattern => self.compile_url_pattern(pattern),
             MatcherType::Template => Ok(self.compile_template(pattern)),
         }
     }
+    fn compile_exact(&self, pattern: &str) -> Matcher {
+        let Some(cache) = &self.exact else {
+            return Matcher::new(MatcherType::Exact, pattern, Compiled::Exact);
+        };
+        if let Some(hit) = cache.get(pattern) {
+            return hit;
+        }
+        let matcher = Matcher::new(MatcherType::Exact, pattern, Compiled::Exact);
+        cache.insert(pattern.into(), matcher.clone());
+        matcher
+    }
+
     /// A 0.x selector: a value that is not a valid URI Template still matches exactly.
     fn compile_template(&self, pattern: &str) -> Matcher {
         if let Some(hit) = self.templates.as_ref().and_then(|c| c.get(pattern)) {
