@@ -6,7 +6,7 @@
 //! per thread, it makes mimalloc purge what that thread freed (a 1 s throttle often skipped the
 //! last park after a burst: 2.2–3.4 KB per subscriber instead of 2.1–2.4; publish throughput
 //! the same within noise, three alternating runs each). Measured with `qs-fleet
-//! --subscribers 10000` (unpaced connects, then idle): ~4.8 → ~2.5 KB of hub RSS per subscriber
+//! --subscribers 10000` (unpaced connects, then idle): ~4.8 → 2.1–2.4 KB of hub RSS per subscriber
 //! (see the README benchmark table); purging on every free instead cost ~10 % of publish
 //! throughput. Harmless when mimalloc is not the global allocator (tests): it only sees its own,
 //! empty, heaps.
