@@ -35,9 +35,11 @@ pub fn on_thread_park() {
         due
     });
     if due {
-        // SAFETY: mi_collect takes a plain bool, only touches the calling thread's mimalloc heap
-        // and the shared segment/arena state it already synchronizes, and may be called at any
-        // time from any thread.
-        unsafe { libmimalloc_sys::mi_collect(true) };
+        // SAFETY: mi_collect takes a plain bool and may be called at any time from any thread;
+        // it collects the calling thread's heap and purges what is due in the shared segments
+        // and arenas, which mimalloc synchronizes itself. Non-forcing (`false`): the
+        // forcing variant also walks full pages and purges process-wide (measured: no
+        // difference in resident memory here, three runs each).
+        unsafe { libmimalloc_sys::mi_collect(false) };
     }
 }

@@ -123,6 +123,8 @@ async fn stream_is_chunked_and_ends_with_the_last_chunk() {
     assert_eq!(header(&headers, "transfer-encoding"), Some("chunked"));
     assert!(header(&headers, "date").is_some(), "{headers:?}");
     assert!(header(&headers, "content-length").is_none());
+    // The connection ends with the stream: the head says so (RFC 9112 §9.6).
+    assert_eq!(header(&headers, "connection"), Some("close"));
     // The update arrives framed as a chunk.
     let publisher = hub.client(Proto::H1).await;
     let resp = publisher
@@ -179,14 +181,70 @@ async fn error_then_keep_alive_on_the_same_connection() {
     hub.shutdown().await;
 }
 
+/// After a refused subscription the next request on the connection is sniffed again: a
+/// subscription with a token then streams on the same socket.
+#[tokio::test]
+async fn error_then_subscription_on_the_same_connection() {
+    let hub = TestHub::start().await;
+    let mut raw = Raw::connect(&hub).await;
+    raw.send(&subscribe_head("")).await;
+    let (code, headers, _) = raw.response().await;
+    assert_eq!(code, 401);
+    assert_eq!(header(&headers, "connection"), None, "kept alive");
+    raw.send(&subscribe_head(&format!(
+        "Authorization: Bearer {}\r\n",
+        subscribe_all()
+    )))
+    .await;
+    let (code, headers) = raw.head().await;
+    assert_eq!(code, 200);
+    assert_eq!(header(&headers, "transfer-encoding"), Some("chunked"));
+    // The fast path (not hyper) serves it: only its stream heads announce the close.
+    assert_eq!(header(&headers, "connection"), Some("close"));
+    hub.shutdown().await;
+}
+
+/// Bytes a client sends during its stream are not read (no spinning on them, like hyper); the
+/// stream goes on delivering.
+#[tokio::test]
+async fn bytes_sent_during_a_stream_do_not_end_it() {
+    let hub = TestHub::start().await;
+    let mut raw = Raw::connect(&hub).await;
+    raw.send(&subscribe_head(&format!(
+        "Authorization: Bearer {}\r\n",
+        subscribe_all()
+    )))
+    .await;
+    let (code, _) = raw.head().await;
+    assert_eq!(code, 200);
+    raw.send(&"x".repeat(64 * 1024)).await;
+    let publisher = hub.client(Proto::H1).await;
+    let resp = publisher
+        .send(
+            Request::post("/.well-known/mercure")
+                .bearer(&publish_all())
+                .form(&[
+                    ("topic", "https://example.com/fast"),
+                    ("data", "still here"),
+                ]),
+        )
+        .await;
+    assert_eq!(resp.status, http::StatusCode::OK);
+    while !raw.text().contains("data: still here\n\n") {
+        assert!(raw.fill().await, "EOF before the update: {:?}", raw.text());
+    }
+    hub.shutdown().await;
+}
+
 /// `Connection: close` on a refused subscription: the answer, then the connection closes.
 #[tokio::test]
 async fn error_with_connection_close_closes() {
     let hub = TestHub::start().await;
     let mut raw = Raw::connect(&hub).await;
     raw.send(&subscribe_head("Connection: close\r\n")).await;
-    let (code, _, _) = raw.response().await;
+    let (code, headers, _) = raw.response().await;
     assert_eq!(code, 401);
+    assert_eq!(header(&headers, "connection"), Some("close"));
     let rest = raw.read_to_eof().await;
     assert!(rest.is_empty(), "bytes after the response: {rest:?}");
     hub.shutdown().await;

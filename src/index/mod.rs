@@ -105,10 +105,13 @@ impl Index {
             .collect()
     }
 
-    /// Ends every stream (shutdown).
+    /// Ends every stream (shutdown), and has the connection of each closed after a short grace
+    /// (`ConnectionKill`): a stream whose client stopped reading is never polled, so it would
+    /// not see its end by itself and shutdown would wait its whole grace period for it.
     pub fn close_all(&self, reason: CloseReason) {
         for entry in self.all.iter() {
             entry.value().close(reason);
+            entry.value().kill_connection();
         }
     }
 }

@@ -77,6 +77,13 @@ enum Decision {
 /// `None`: need more bytes.
 fn decide(buf: &[u8]) -> Option<Decision> {
     const GET: &[u8] = b"GET ";
+    /// RFC 9113 §3.4: hyper tells h2 from HTTP/1.1 by these bytes, and waits for them without a
+    /// time limit; the sniffer waits instead, within its own.
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let n = buf.len().min(H2_PREFACE.len());
+    if buf.len() < H2_PREFACE.len() && buf[..n] == H2_PREFACE[..n] {
+        return None;
+    }
     let n = buf.len().min(GET.len());
     if buf[..n] != GET[..n] {
         return Some(Decision::Hyper);
@@ -125,9 +132,11 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Empty<Bytes>
 
 /// What became of a connection after its first request.
 pub(super) enum First {
-    /// Hyper serves it from here, reading these bytes first (none after a whole response the
-    /// fast path wrote: keep-alive).
+    /// Hyper serves it from here, reading these bytes first.
     Hyper(Bytes),
+    /// A whole response was written and the client keeps the connection: sniff its next
+    /// request (within the head timeout, like the first).
+    KeepAlive,
     /// An SSE stream to write: the response head, then the body as chunks.
     Stream(Bytes, Box<SseBody>),
     /// Close it.
@@ -162,16 +171,17 @@ where
     };
     let (parts, body) = resp.into_parts();
     match body {
-        HubBody::Sse(body) => First::Stream(head(&parts, None), body),
+        // The connection closes when the stream ends: say so (RFC 9112 §9.6).
+        HubBody::Sse(body) => First::Stream(head(&parts, None, true), body),
         HubBody::Full(data) => {
             let data = data.unwrap_or_default();
-            let mut out = Out::new(head(&parts, Some(data.len())));
+            let mut out = Out::new(head(&parts, Some(data.len()), client_closes));
             out.data = data;
             let sent = poll_fn(|cx| out.poll_send(io, cx)).await;
             if sent.is_err() || client_closes {
                 First::Close
             } else {
-                First::Hyper(Bytes::new())
+                First::KeepAlive
             }
         }
     }
@@ -185,8 +195,9 @@ fn client_closes<B>(req: &Request<B>) -> bool {
     })
 }
 
-/// The response head: status line, headers, `date`, and the framing header.
-fn head(parts: &http::response::Parts, length: Option<usize>) -> Bytes {
+/// The response head: status line, headers, `date`, `connection: close` when the connection
+/// ends after this response, and the framing header.
+fn head(parts: &http::response::Parts, length: Option<usize>, closes: bool) -> Bytes {
     let mut h = Vec::with_capacity(512);
     h.extend_from_slice(b"HTTP/1.1 ");
     h.extend_from_slice(parts.status.as_str().as_bytes());
@@ -205,6 +216,9 @@ fn head(parts: &http::response::Parts, length: Option<usize>) -> Bytes {
     h.extend_from_slice(b"date: ");
     h.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
     h.extend_from_slice(b"\r\n");
+    if closes {
+        h.extend_from_slice(b"connection: close\r\n");
+    }
     match length {
         Some(len) => {
             h.extend_from_slice(b"content-length: ");
@@ -227,6 +241,8 @@ pub(super) struct Streaming<I> {
     body: Box<SseBody>,
     kill: Arc<ConnectionKill>,
     finished: bool,
+    /// Still watching the client's side for its close (see `ClientSide::Sent`).
+    reading: bool,
     phase: Phase,
     /// Shutdown waits for every connection; this one holds its sender until it is closed.
     _done: mpsc::Sender<()>,
@@ -254,6 +270,7 @@ impl<I> Streaming<I> {
             body,
             kill,
             finished: false,
+            reading: true,
             phase: Phase::Streaming,
             _done: done,
         }
@@ -264,8 +281,14 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Streaming<I> {
     /// Ready(Ok) when the body ended and everything is written; Ready(Err) when the client is
     /// gone or the connection failed.
     fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if client_gone(&mut self.io, cx) {
-            return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
+        if self.reading {
+            match client_side(&mut self.io, cx) {
+                ClientSide::Gone => {
+                    return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()))
+                }
+                ClientSide::Sent => self.reading = false,
+                ClientSide::Quiet => {}
+            }
         }
         loop {
             if self.out.is_empty() && !self.finished {
@@ -282,7 +305,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Streaming<I> {
                     }
                     Poll::Pending => return Poll::Pending,
                 }
-            } else if !self.out.head.is_empty() {
+            } else if self.out.only_head() {
                 // Only the head is waiting: send it with the first frame when one is ready.
                 if let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *self.body).poll_frame(cx) {
                     if let Ok(data) = frame.into_data() {
@@ -339,18 +362,27 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Future for Streaming<I> {
     }
 }
 
-/// Has the client closed its side (or broken the connection)? Bytes it sends while streaming
-/// are read and ignored. Registers for readability when it has not.
-fn client_gone<I: AsyncRead + Unpin>(io: &mut I, cx: &mut Context<'_>) -> bool {
+/// What reading the client's side while streaming found.
+#[derive(PartialEq, Eq)]
+enum ClientSide {
+    /// It closed (or broke) the connection.
+    Gone,
+    /// Nothing to read; registered for readability.
+    Quiet,
+    /// It sent bytes (a pipelined request, or garbage). They are not read any further: like
+    /// hyper, the stream stops reading so a client cannot make the hub spin discarding its data,
+    /// and a gone client is then noticed by the next write (data or heartbeat).
+    Sent,
+}
+
+fn client_side<I: AsyncRead + Unpin>(io: &mut I, cx: &mut Context<'_>) -> ClientSide {
     let mut scratch = [0u8; 64];
-    loop {
-        let mut buf = ReadBuf::new(&mut scratch);
-        match Pin::new(&mut *io).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) if buf.filled().is_empty() => return true,
-            Poll::Ready(Ok(())) => continue,
-            Poll::Ready(Err(_)) => return true,
-            Poll::Pending => return false,
-        }
+    let mut buf = ReadBuf::new(&mut scratch);
+    match Pin::new(&mut *io).poll_read(cx, &mut buf) {
+        Poll::Ready(Ok(())) if buf.filled().is_empty() => ClientSide::Gone,
+        Poll::Ready(Ok(())) => ClientSide::Sent,
+        Poll::Ready(Err(_)) => ClientSide::Gone,
+        Poll::Pending => ClientSide::Quiet,
     }
 }
 
@@ -376,6 +408,14 @@ impl Out {
             data: Bytes::new(),
             tail: &[],
         }
+    }
+
+    /// Only the response head is waiting (no chunk queued behind it).
+    fn only_head(&self) -> bool {
+        !self.head.is_empty()
+            && self.size_at == self.size.len()
+            && self.data.is_empty()
+            && self.tail.is_empty()
     }
 
     fn is_empty(&self) -> bool {
@@ -540,6 +580,10 @@ mod tests {
         assert!(matches!(decide(ok), Some(Decision::Subscribe(_))));
         assert!(decide(&ok[..20]).is_none(), "partial head waits");
         assert!(decide(b"GE").is_none());
+        // A prefix of the h2 preface waits (hyper would wait for the rest without a limit).
+        assert!(decide(b"P").is_none());
+        assert!(decide(b"PRI * HTTP/2.0\r\n").is_none());
+        assert!(matches!(decide(b"PO"), Some(Decision::Hyper)));
         for other in [
             &b"POST /.well-known/mercure HTTP/1.1\r\n\r\n"[..],
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
@@ -549,6 +593,7 @@ mod tests {
             b"GET /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET /.well-known/mercure HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
             b"GET /.well-known/mercure HTTP/1.1\r\nBad Header\r\n\r\n",
+            b"POST / HTTP/1.1\r\n\r\n",
         ] {
             assert!(
                 matches!(decide(other), Some(Decision::Hyper)),
