@@ -115,6 +115,33 @@ impl SseBody {
         self.deadline.is_some_and(|d| now >= d)
     }
 
+    /// For a connection that cannot take more bytes (so this body is not being polled): true
+    /// once the deadline has passed; until then the timer is armed for the deadline alone and
+    /// wakes `cx` (heartbeats are moot while the connection is full). Spec "Subscribers": the
+    /// hub closes the connection no later than the token's `exp`, read or not.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.deadline else {
+            return false;
+        };
+        if Instant::now() >= deadline {
+            return true;
+        }
+        if let Some(timer) = &mut self.timer {
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Instant::now() >= deadline;
+            }
+        }
+        false
+    }
+
+    /// After `poll_expired` armed the timer for the deadline only: back to the next heartbeat.
+    pub fn rearm(&mut self) {
+        self.reset_timer(Instant::now());
+    }
+
     /// Next replay frame, streaming from history; `None` when the replay is done.
     fn next_replay(&mut self) -> Option<Bytes> {
         let engine = Arc::clone(self.hub.engine());
