@@ -223,6 +223,11 @@ impl Hub {
             stream.shared_connection,
         ));
         let floor = self.core.register(&subscriber);
+        // Shutdown may have closed every registered stream between the check above and the
+        // registration: look again (the index's shard lock orders this read after that close).
+        if self.is_shutting_down() {
+            subscriber.close(CloseReason::Shutdown);
+        }
         if self.core.presence.is_some() && stream.announce {
             subscriber.mark_announced();
             self.core.announce(
