@@ -142,10 +142,10 @@ for server in qs nchan; do
     start
     fleet "$server" h1-broadcast --subscribers "$subs" --publishers 8 --count 500 --timeout 240
     # Goal 3 and 4 (publish latency with subscribers): paced 5/s for 10 s at N/10 and N.
-    fleet "$server" latency --steps "$small,$subs" --publishers 1 --rate 5 --duration 10 \
+    fleet "$server" latency --steps "$small,$subs" --publishers 1 --rate 5 --duration 30 \
         --timeout 180 --chart "$out/$server-latency.svg"
     # Goal 4: no subscribers: publish latency at 5/s, then 8 keep-alive publishers back to back.
-    fleet "$server" pub-latency-0 --subscribers 0 --publishers 1 --rate 5 --duration 10 --timeout 60
+    fleet "$server" pub-latency-0 --subscribers 0 --publishers 1 --rate 5 --duration 30 --timeout 90
     fleet "$server" pub-throughput --subscribers 0 --publishers 8 --duration 10 --timeout 60
     # Goal 1, TLS: fresh server, N idle HTTP/1.1 subscribers over TLS.
     start
@@ -155,7 +155,7 @@ done
 # Goal 4, like for like: nchan keeps its messages in memory; so does Quicksilver with
 # --history memory (the rows above use the durable log, one fdatasync per group of publishes).
 start_qs memory
-fleet qs pub-latency-0-memory --subscribers 0 --publishers 1 --rate 5 --duration 10 --timeout 60
+fleet qs pub-latency-0-memory --subscribers 0 --publishers 1 --rate 5 --duration 30 --timeout 90
 fleet qs pub-throughput-memory --subscribers 0 --publishers 8 --duration 10 --timeout 60
 # Goal 1, HTTP/2 (Quicksilver only): the cost of a stream on an existing connection, from the
 # same number of connections (N/100) carrying 1 stream each vs 100 streams each.

@@ -68,13 +68,13 @@ row("2 throughput", "lost deliveries (missing + duplicates; must be 0)", "",
 row("2 throughput", "delivery p99 during the broadcast burst", "ms",
     *both(lambda s: get(step(load(s, "h1-broadcast")), "delivery", "latency", "p99_ms")))
 for n in (subs, small):
-    row("3 latency", f"delivery p99, {n:,} subscribers, 5 publishes/s for 10 s", "ms",
+    row("3 latency", f"delivery p99, {n:,} subscribers, 5 publishes/s for 30 s", "ms",
         *both(lambda s: get(step(load(s, "latency"), n), "delivery", "latency", "p99_ms")))
     row("3 latency", f"delivery p50, {n:,} subscribers", "ms",
         *both(lambda s: get(step(load(s, "latency"), n), "delivery", "latency", "p50_ms")))
-row("4 publishers", "publish p99, 0 subscribers, 5/s for 10 s", "ms",
+row("4 publishers", "publish p99, 0 subscribers, 5/s for 30 s (150 samples)", "ms",
     *both(lambda s: get(step(load(s, "pub-latency-0")), "publish", "latency", "p99_ms")))
-row("4 publishers", f"publish p99, {subs:,} subscribers, 5/s for 10 s", "ms",
+row("4 publishers", f"publish p99, {subs:,} subscribers, 5/s for 30 s (150 samples)", "ms",
     *both(lambda s: get(step(load(s, "latency"), subs), "publish", "latency", "p99_ms")))
 row("4 publishers", "publish throughput, 8 keep-alive publishers, 0 subscribers, 10 s (Quicksilver: durable log)", "req/s",
     *both(lambda s: get(step(load(s, "pub-throughput")), "publish", "rate")), lower=False)
