@@ -232,6 +232,23 @@ fn health(state: &AppState) -> Response<HubBody> {
     response::full(status, "application/json", format!("{body}\n"))
 }
 
+/// The request's token as the configuration allows presenting it: the header or the cookie, and
+/// in compatibility mode also the `authorization` query parameter and the 0.x cookie.
+pub(crate) fn credential<'a>(
+    config: &Config,
+    parts: &'a http::request::Parts,
+) -> Result<Option<crate::auth::Credential<'a>>, crate::auth::AuthError> {
+    if config.compat_any() {
+        crate::auth::extract_token_compat(
+            &parts.headers,
+            parts.uri.query().unwrap_or(""),
+            &config.cookie_name,
+        )
+    } else {
+        crate::auth::extract_token(&parts.headers, &config.cookie_name)
+    }
+}
+
 /// Reads a request body within `limit` bytes (413 beyond) and a time bound (a stalled upload
 /// must not pin a task forever).
 pub(crate) async fn read_body<B: RequestBody>(

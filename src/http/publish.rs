@@ -5,7 +5,7 @@ use http::{Request, Response, StatusCode};
 
 use super::form::{self, FormLimits};
 use super::{read_body, response, unix_now, AppState, HubBody, RequestContext};
-use crate::auth::{extract_token, extract_token_compat, AuthError, Role, TokenSource};
+use crate::auth::{AuthError, Role, TokenSource};
 use crate::config::Config;
 use crate::error::HubError;
 use crate::hub;
@@ -17,16 +17,7 @@ pub async fn handle<B: super::RequestBody>(
 ) -> Result<Response<HubBody>, HubError> {
     let (parts, body) = req.into_parts();
     // Authorization first: an unauthenticated client learns nothing about limits or topics.
-    let cred = if state.config.compat_any() {
-        extract_token_compat(
-            &parts.headers,
-            parts.uri.query().unwrap_or(""),
-            &state.config.cookie_name,
-        )?
-    } else {
-        extract_token(&parts.headers, &state.config.cookie_name)?
-    }
-    .ok_or(AuthError::Missing)?;
+    let cred = super::credential(&state.config, &parts)?.ok_or(AuthError::Missing)?;
     if cred.source == TokenSource::Cookie {
         check_csrf(&parts.headers, ctx, &state.config)?;
     }

@@ -10,7 +10,7 @@ use rand::Rng;
 
 use super::form::pairs;
 use super::{read_body, unix_now, AppState, ConnInfo, HubBody, RequestContext};
-use crate::auth::{extract_token, extract_token_compat, AuthError, Role};
+use crate::auth::{AuthError, Role};
 use crate::error::HubError;
 use crate::hub::{CursorRequest, StreamOptions};
 use crate::sse::SseBody;
@@ -130,16 +130,7 @@ pub async fn handle<B: super::RequestBody>(
     };
 
     let claims = if state.verifier.has_role(Role::Subscriber) {
-        let token = if state.config.compat_any() {
-            extract_token_compat(
-                &parts.headers,
-                parts.uri.query().unwrap_or(""),
-                &state.config.cookie_name,
-            )?
-        } else {
-            extract_token(&parts.headers, &state.config.cookie_name)?
-        };
-        match token {
+        match super::credential(&state.config, &parts)? {
             Some(cred) => Some(state.verifier.verify(
                 cred.token,
                 Role::Subscriber,

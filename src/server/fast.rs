@@ -7,6 +7,7 @@
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -15,9 +16,6 @@ use http::{header, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use http_body::Body;
 use http_body_util::Empty;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-
-use std::sync::Arc;
-
 use tokio::sync::{mpsc, watch};
 use tokio::time::Sleep;
 
@@ -381,7 +379,6 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Future for Streaming<I> {
 }
 
 /// What reading the client's side while streaming found.
-#[derive(PartialEq, Eq)]
 enum ClientSide {
     /// It closed (or broke) the connection.
     Gone,
@@ -428,19 +425,18 @@ impl Out {
         }
     }
 
+    /// No chunk (size line, data, tail) is waiting.
+    fn no_chunk(&self) -> bool {
+        self.size_at == self.size.len() && self.data.is_empty() && self.tail.is_empty()
+    }
+
     /// Only the response head is waiting (no chunk queued behind it).
     fn only_head(&self) -> bool {
-        !self.head.is_empty()
-            && self.size_at == self.size.len()
-            && self.data.is_empty()
-            && self.tail.is_empty()
+        !self.head.is_empty() && self.no_chunk()
     }
 
     fn is_empty(&self) -> bool {
-        self.head.is_empty()
-            && self.size_at == self.size.len()
-            && self.data.is_empty()
-            && self.tail.is_empty()
+        self.head.is_empty() && self.no_chunk()
     }
 
     /// Frames `data` as one chunk (an empty frame is nothing to send).

@@ -380,7 +380,6 @@ async fn accept_loop(
     }
 }
 
-/// One connection's task. Holding `_done` keeps shutdown waiting until the connection closes.
 /// What every connection task needs to serve: hyper's builder and where streams run.
 #[derive(Clone)]
 struct Connections {
@@ -389,6 +388,7 @@ struct Connections {
     delivery: tokio::runtime::Handle,
 }
 
+/// One connection's task. Holding `_done` keeps shutdown waiting until the connection closes.
 struct ConnTask {
     state: Arc<AppState>,
     stop: watch::Receiver<bool>,
@@ -397,8 +397,9 @@ struct ConnTask {
 }
 
 impl ConnTask {
-    /// Serves one connection: the fast path when its first request is a subscription over
-    /// HTTP/1.1, hyper for everything else (and for whatever follows a non-stream response).
+    /// Serves one connection: the fast path while its requests are subscriptions over HTTP/1.1
+    /// (a refused one keeps the connection for the next request), hyper from the first request
+    /// that is anything else.
     async fn serve<I>(mut self, mut io: I, tls: bool, h2_alpn: bool)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,

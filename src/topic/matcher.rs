@@ -196,46 +196,40 @@ impl MatcherEngine {
         }
     }
     fn compile_exact(&self, pattern: &str) -> Matcher {
-        let Some(cache) = &self.exact else {
-            return Matcher::new(MatcherType::Exact, pattern, Compiled::Exact);
-        };
-        if let Some(hit) = cache.get(pattern) {
-            return hit;
-        }
-        let matcher = Matcher::new(MatcherType::Exact, pattern, Compiled::Exact);
-        cache.insert(pattern.into(), matcher.clone());
+        let Ok(matcher) = cached::<std::convert::Infallible>(self.exact.as_ref(), pattern, || {
+            Ok(Matcher::new(MatcherType::Exact, pattern, Compiled::Exact))
+        });
         matcher
     }
 
     /// A 0.x selector: a value that is not a valid URI Template still matches exactly.
     fn compile_template(&self, pattern: &str) -> Matcher {
-        if let Some(hit) = self.templates.as_ref().and_then(|c| c.get(pattern)) {
-            return hit;
-        }
-        let regex = if super::template::looks_like_template(pattern) {
-            super::template::compile(pattern)
-        } else {
-            None
-        };
-        let matcher = Matcher::new(
-            MatcherType::Template,
-            pattern,
-            Compiled::Template {
-                id: NEXT_PATTERN_ID.fetch_add(1, Ordering::Relaxed),
-                regex,
-            },
-        );
-        if let Some(cache) = &self.templates {
-            cache.insert(pattern.into(), matcher.clone());
-        }
+        let Ok(matcher) =
+            cached::<std::convert::Infallible>(self.templates.as_ref(), pattern, || {
+                let regex = if super::template::looks_like_template(pattern) {
+                    super::template::compile(pattern)
+                } else {
+                    None
+                };
+                Ok(Matcher::new(
+                    MatcherType::Template,
+                    pattern,
+                    Compiled::Template {
+                        id: NEXT_PATTERN_ID.fetch_add(1, Ordering::Relaxed),
+                        regex,
+                    },
+                ))
+            });
         matcher
     }
+
     fn compile_url_pattern(&self, pattern: &str) -> Result<Matcher, TopicError> {
-        if let Some(cache) = &self.compiled {
-            if let Some(hit) = cache.get(pattern) {
-                return Ok(hit);
-            }
-        }
+        cached(self.compiled.as_ref(), pattern, || {
+            self.compile_url_pattern_uncached(pattern)
+        })
+    }
+
+    fn compile_url_pattern_uncached(&self, pattern: &str) -> Result<Matcher, TopicError> {
         // Compiler errors can embed addresses and internals (reference hub §8 item 6): callers
         // only ever see `InvalidPattern`.
         let parse = |base| UrlPatternInit::parse_constructor_string::<regex::Regex>(pattern, base);
@@ -255,18 +249,14 @@ impl MatcherEngine {
             ignore_case: false,
         };
         let compiled = UrlPattern::parse(init, options).map_err(|_| TopicError::InvalidPattern)?;
-        let matcher = Matcher::new(
+        Ok(Matcher::new(
             MatcherType::UrlPattern,
             pattern,
             Compiled::UrlPattern {
                 id: NEXT_PATTERN_ID.fetch_add(1, Ordering::Relaxed),
                 pattern: Box::new(compiled),
             },
-        );
-        if let Some(cache) = &self.compiled {
-            cache.insert(pattern.into(), matcher.clone());
-        }
-        Ok(matcher)
+        ))
     }
     /// Whether `matcher` matches `topic`.
     pub fn matches(&self, matcher: &Matcher, topic: &str) -> bool {
@@ -337,6 +327,23 @@ impl MatcherEngine {
             .test(UrlPatternMatchInput::Url(url))
             .unwrap_or(false)
     }
+}
+
+/// The matcher for `pattern` from `cache`, else made by `make` and kept there (only successes
+/// enter; without a cache, made every time).
+fn cached<E>(
+    cache: Option<&Cache<Box<str>, Matcher>>,
+    pattern: &str,
+    make: impl FnOnce() -> Result<Matcher, E>,
+) -> Result<Matcher, E> {
+    if let Some(hit) = cache.and_then(|c| c.get(pattern)) {
+        return Ok(hit);
+    }
+    let matcher = make()?;
+    if let Some(c) = cache {
+        c.insert(pattern.into(), matcher.clone());
+    }
+    Ok(matcher)
 }
 
 #[cfg(test)]
