@@ -106,17 +106,33 @@ fn subscribe_head(extra: &str) -> String {
     )
 }
 
+fn authorized_subscribe_head() -> String {
+    subscribe_head(&format!("Authorization: Bearer {}\r\n", subscribe_all()))
+}
+
+/// Publishes `data` on the topic `raw` subscribed to and reads until it arrives.
+async fn publish_and_receive(hub: &TestHub, raw: &mut Raw, data: &str) {
+    let publisher = hub.client(Proto::H1).await;
+    let resp = publisher
+        .send(
+            Request::post("/.well-known/mercure")
+                .bearer(&publish_all())
+                .form(&[("topic", "https://example.com/fast"), ("data", data)]),
+        )
+        .await;
+    assert_eq!(resp.status, http::StatusCode::OK);
+    while !raw.text().contains(&format!("data: {data}\n\n")) {
+        assert!(raw.fill().await, "EOF before the update: {:?}", raw.text());
+    }
+}
+
 /// Spec "Subscription": the stream is `text/event-stream`; over HTTP/1.1 it is chunked, carries
 /// a `Date`, and a hub ending it (here: shutdown) sends the terminating chunk before closing.
 #[tokio::test]
 async fn stream_is_chunked_and_ends_with_the_last_chunk() {
     let hub = TestHub::start().await;
     let mut raw = Raw::connect(&hub).await;
-    raw.send(&subscribe_head(&format!(
-        "Authorization: Bearer {}\r\n",
-        subscribe_all()
-    )))
-    .await;
+    raw.send(&authorized_subscribe_head()).await;
     let (code, headers) = raw.head().await;
     assert_eq!(code, 200);
     assert_eq!(header(&headers, "content-type"), Some("text/event-stream"));
@@ -126,21 +142,7 @@ async fn stream_is_chunked_and_ends_with_the_last_chunk() {
     // The connection ends with the stream: the head says so (RFC 9112 §9.6).
     assert_eq!(header(&headers, "connection"), Some("close"));
     // The update arrives framed as a chunk.
-    let publisher = hub.client(Proto::H1).await;
-    let resp = publisher
-        .send(
-            Request::post("/.well-known/mercure")
-                .bearer(&publish_all())
-                .form(&[
-                    ("topic", "https://example.com/fast"),
-                    ("data", "over the fast path"),
-                ]),
-        )
-        .await;
-    assert_eq!(resp.status, http::StatusCode::OK);
-    while !raw.text().contains("data: over the fast path\n\n") {
-        assert!(raw.fill().await, "EOF before the update: {:?}", raw.text());
-    }
+    publish_and_receive(&hub, &mut raw, "over the fast path").await;
     tokio::time::timeout(DEADLINE, hub.shutdown())
         .await
         .expect("shutdown within the deadline");
@@ -191,11 +193,7 @@ async fn error_then_subscription_on_the_same_connection() {
     let (code, headers, _) = raw.response().await;
     assert_eq!(code, 401);
     assert_eq!(header(&headers, "connection"), None, "kept alive");
-    raw.send(&subscribe_head(&format!(
-        "Authorization: Bearer {}\r\n",
-        subscribe_all()
-    )))
-    .await;
+    raw.send(&authorized_subscribe_head()).await;
     let (code, headers) = raw.head().await;
     assert_eq!(code, 200);
     assert_eq!(header(&headers, "transfer-encoding"), Some("chunked"));
@@ -210,29 +208,11 @@ async fn error_then_subscription_on_the_same_connection() {
 async fn bytes_sent_during_a_stream_do_not_end_it() {
     let hub = TestHub::start().await;
     let mut raw = Raw::connect(&hub).await;
-    raw.send(&subscribe_head(&format!(
-        "Authorization: Bearer {}\r\n",
-        subscribe_all()
-    )))
-    .await;
+    raw.send(&authorized_subscribe_head()).await;
     let (code, _) = raw.head().await;
     assert_eq!(code, 200);
     raw.send(&"x".repeat(64 * 1024)).await;
-    let publisher = hub.client(Proto::H1).await;
-    let resp = publisher
-        .send(
-            Request::post("/.well-known/mercure")
-                .bearer(&publish_all())
-                .form(&[
-                    ("topic", "https://example.com/fast"),
-                    ("data", "still here"),
-                ]),
-        )
-        .await;
-    assert_eq!(resp.status, http::StatusCode::OK);
-    while !raw.text().contains("data: still here\n\n") {
-        assert!(raw.fill().await, "EOF before the update: {:?}", raw.text());
-    }
+    publish_and_receive(&hub, &mut raw, "still here").await;
     hub.shutdown().await;
 }
 

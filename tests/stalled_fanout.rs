@@ -94,22 +94,13 @@ async fn publish_returns_while_1000_subscribers_are_stalled() {
 
     let expected: Vec<String> = (0..UPDATES).map(|i| format!("e{i}")).collect();
     let permits = Arc::new(Semaphore::new(AHEAD));
-    let reader_task = {
-        let permits = Arc::clone(&permits);
-        let expected = expected.clone();
-        tokio::spawn(async move {
-            for (i, id) in expected.iter().enumerate() {
-                let ev = match reader.next_event_outcome(DEADLINE).await {
-                    Outcome::Got(ev) => ev,
-                    other => panic!("healthy subscriber: {other:?} at update {i}"),
-                };
-                assert_eq!(ev.id.as_deref(), Some(id.as_str()), "healthy, update {i}");
-                assert_eq!(ev.data.len(), SIZE, "healthy, update {i}");
-                permits.add_permits(1);
-            }
-            reader
-        })
-    };
+    let reader_task = paced_reader(
+        reader,
+        expected.clone(),
+        SIZE,
+        Arc::clone(&permits),
+        "healthy subscriber",
+    );
     let data = "x".repeat(SIZE);
     for id in &expected {
         permits.acquire().await.expect("semaphore open").forget();

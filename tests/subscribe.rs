@@ -1024,26 +1024,17 @@ async fn stalled_subscriber_does_not_delay_the_others() {
     let mut stalled_h1 = subscribe(&h1, &q, Some(&token)).await;
     let h2 = hub.client(Proto::H2c).await;
     let mut stalled_h2 = subscribe(&h2, &q, Some(&token)).await;
-    let mut reader = subscribe(&h2, &q, Some(&token)).await;
+    let reader = subscribe(&h2, &q, Some(&token)).await;
 
     let expected: Vec<String> = (0..UPDATES).map(|i| format!("e{i}")).collect();
     let permits = Arc::new(Semaphore::new(AHEAD));
-    let reader_task = {
-        let permits = Arc::clone(&permits);
-        let expected = expected.clone();
-        tokio::spawn(async move {
-            for (i, id) in expected.iter().enumerate() {
-                let ev = match reader.next_event_outcome(DEADLINE).await {
-                    Outcome::Got(ev) => ev,
-                    other => panic!("reader: {other:?} at update {i}"),
-                };
-                assert_eq!(ev.id.as_deref(), Some(id.as_str()), "reader, update {i}");
-                assert_eq!(ev.data.len(), SIZE, "reader, update {i}");
-                permits.add_permits(1);
-            }
-            reader
-        })
-    };
+    let reader_task = paced_reader(
+        reader,
+        expected.clone(),
+        SIZE,
+        Arc::clone(&permits),
+        "reader",
+    );
 
     let p = Publisher::new(&hub).await;
     let data = "x".repeat(SIZE);

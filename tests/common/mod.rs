@@ -73,3 +73,27 @@ pub async fn next(s: &mut SseStream, what: &str) -> SseEvent {
         ),
     }
 }
+
+/// A subscriber that reads `expected` (ids, each with `size` bytes of data) in order on a task
+/// of its own and gives a permit back per event: a publisher taking a permit per publish stays
+/// at most the semaphore's initial permits ahead of it, so it can never overflow its queue.
+pub fn paced_reader(
+    mut reader: SseStream,
+    expected: Vec<String>,
+    size: usize,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    label: &'static str,
+) -> tokio::task::JoinHandle<SseStream> {
+    tokio::spawn(async move {
+        for (i, id) in expected.iter().enumerate() {
+            let ev = match reader.next_event_outcome(DEADLINE).await {
+                Outcome::Got(ev) => ev,
+                other => panic!("{label}: {other:?} at update {i}"),
+            };
+            assert_eq!(ev.id.as_deref(), Some(id.as_str()), "{label}, update {i}");
+            assert_eq!(ev.data.len(), size, "{label}, update {i}");
+            permits.add_permits(1);
+        }
+        reader
+    })
+}
