@@ -10,16 +10,9 @@ export VUS="${VUS:-64}" DURATION="${DURATION:-10s}" HOLD="${HOLD:-200ms}"
 export HUB="http://127.0.0.1:$port/.well-known/mercure"
 export SUB_KEY="loadtest-subscriber-secret-0123456789abcdef"
 pub_key="loadtest-publisher-secret-0123456789abcdef"
-cd "$root"
-cargo build --release --quiet
-bin="$root/target/release/quicksilver"
-data="$(mktemp -d)"
-log="$(mktemp)"
-"$bin" --addr "127.0.0.1:$port" --publisher-jwt-key "$pub_key" --subscriber-jwt-key "$SUB_KEY" \
-  --data-dir "$data" --log-level warn >"$log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$data" "$log"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+sub_key="$SUB_KEY"
+# shellcheck source=../start-hub.sh
+. "$here/../start-hub.sh"
 suffix=""
 if [ "${MINTED:-0}" = 1 ]; then
   suffix="-minted"
@@ -27,7 +20,6 @@ if [ "${MINTED:-0}" = 1 ]; then
   VALID_TOKEN="$("$bin" token --key "$SUB_KEY" --subscribe '*' --aud "$HUB")"
   export VALID_TOKEN
 fi
-cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # hub user+system clock ticks
 cpu0="$(cpu)"
 mkdir -p "$here/results"
 out="$here/results/vus-$VUS$suffix.json"

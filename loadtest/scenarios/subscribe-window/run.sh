@@ -12,21 +12,12 @@ export SUBSCRIBERS="${SUBSCRIBERS:-100}" WINDOW="${WINDOW:-5s}" RATE="${RATE:-10
 export HUB="http://127.0.0.1:$port/.well-known/mercure"
 pub_key="loadtest-publisher-secret-0123456789abcdef"
 sub_key="loadtest-subscriber-secret-0123456789abcdef"
-cd "$root"
-cargo build --release --quiet
-bin="$root/target/release/quicksilver"
-data="$(mktemp -d)"
-log="$(mktemp)"
-"$bin" --addr "127.0.0.1:$port" --publisher-jwt-key "$pub_key" --subscriber-jwt-key "$sub_key" \
-  --data-dir "$data" --log-level warn >"$log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$data" "$log"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+# shellcheck source=../start-hub.sh
+. "$here/../start-hub.sh"
 # The hub derives its resource identifier from Host, so the audience is the URL k6 uses.
 TOKEN="$("$bin" token --key "$pub_key" --publish '*' --aud "$HUB")"
 SUB_TOKEN="$("$bin" token --key "$sub_key" --subscribe '*' --aud "$HUB")"
 export TOKEN SUB_TOKEN
-cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # hub user+system clock ticks
 cpu0="$(cpu)"
 mkdir -p "$here/results"
 out="$here/results/subscribers-$SUBSCRIBERS.json"
