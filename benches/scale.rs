@@ -178,7 +178,7 @@ fn sse_coalescing(c: &mut Criterion) {
         .subscribe(vec![m], None, CursorRequest::None, StreamOptions::default())
         .unwrap();
     let subscriber = Arc::clone(&sub.subscriber);
-    let mut body = SseBody::new(Arc::clone(&hub), sub, None, None);
+    let mut body = SseBody::new(Arc::clone(&hub), sub, None);
     let mut cx = Context::from_waker(Waker::noop());
     // The preamble.
     let _ = Pin::new(&mut body).poll_frame(&mut cx);

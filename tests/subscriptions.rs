@@ -871,7 +871,12 @@ async fn disconnect_is_announced_exactly_once() {
     hub.unsubscribe(&s);
     let now = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     assert_eq!(
-        hub.reap(now, std::time::Duration::ZERO, std::time::Duration::ZERO),
+        hub.reap(
+            now,
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+            None
+        ),
         1
     );
     hub.unsubscribe(&overdue); // its stream ending afterwards

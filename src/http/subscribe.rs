@@ -182,7 +182,6 @@ pub async fn handle<B: super::RequestBody>(
             Arc::clone(&state.hub),
             subscription,
             state.config.heartbeat,
-            deadline,
         )))
     };
     let mut resp = Response::new(body);

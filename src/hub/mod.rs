@@ -281,17 +281,25 @@ impl Hub {
 
     /// Ends the connections of streams that are past their deadline or lagging by more than
     /// `grace` yet still registered: their clients stopped reading, so their bodies are not
-    /// polled and cannot end themselves. Returns how many were ended.
+    /// polled and cannot end themselves. Returns how many were ended. Also wakes every stream
+    /// that has been quiet for `heartbeat`, so it sends its heartbeat comment (streams keep no
+    /// timer of their own for that).
     pub fn reap(
         &self,
         now: tokio::time::Instant,
         grace: std::time::Duration,
         shared_lag_grace: std::time::Duration,
+        heartbeat: Option<std::time::Duration>,
     ) -> usize {
-        let overdue = self
-            .core
-            .index
-            .select(|s| s.is_overdue(now, grace, shared_lag_grace));
+        let heartbeat_ms = heartbeat.map(|h| u64::try_from(h.as_millis()).unwrap_or(u64::MAX));
+        let mut overdue = Vec::new();
+        self.core.index.for_each(|sub| {
+            if sub.is_overdue(now, grace, shared_lag_grace) {
+                overdue.push(Arc::clone(sub));
+            } else if heartbeat_ms.is_some_and(|h| sub.quiet_ms(now) >= h) {
+                sub.wake();
+            }
+        });
         for sub in &overdue {
             tracing::info!(subscriber = %sub.id, "ending the connection of a stream that stopped reading past its deadline or queue limit");
             self.unsubscribe(sub);

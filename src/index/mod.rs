@@ -96,13 +96,12 @@ impl Index {
         self.connected.load(Ordering::Relaxed)
     }
 
-    /// Every registered subscriber for which `pred` holds.
-    pub fn select(&self, pred: impl Fn(&Subscriber) -> bool) -> Vec<Arc<Subscriber>> {
-        self.all
-            .iter()
-            .filter(|e| pred(e.value()))
-            .map(|e| Arc::clone(e.value()))
-            .collect()
+    /// Calls `f` on every registered subscriber (a shard's lock is held meanwhile: `f` must not
+    /// touch the index).
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<Subscriber>)) {
+        for entry in self.all.iter() {
+            f(entry.value());
+        }
     }
 
     /// Ends every stream (shutdown), and has the connection of each closed after a short grace

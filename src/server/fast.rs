@@ -241,8 +241,6 @@ pub(super) struct Streaming<I> {
     finished: bool,
     /// Still watching the client's side for its close (see `ClientSide::Sent`).
     reading: bool,
-    /// The body's timer was armed for its deadline while the socket was full.
-    watching_deadline: bool,
     phase: Phase,
     /// Shutdown waits for every connection; this one holds its sender until it is closed.
     _done: mpsc::Sender<()>,
@@ -271,7 +269,6 @@ impl<I> Streaming<I> {
             kill,
             finished: false,
             reading: true,
-            watching_deadline: false,
             phase: Phase::Streaming,
             _done: done,
         }
@@ -315,10 +312,6 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Streaming<I> {
                 }
             }
             ready!(self.out.poll_send(&mut self.io, cx))?;
-            if self.watching_deadline {
-                self.watching_deadline = false;
-                self.body.rearm();
-            }
             if self.finished {
                 return Poll::Ready(Ok(()));
             }
@@ -346,7 +339,6 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Future for Streaming<I> {
                         // The socket is full, so the body is not polled and would not see its
                         // deadline: watch it here and drop the connection when it passes.
                         Poll::Pending if !this.out.is_empty() => {
-                            this.watching_deadline = true;
                             if this.body.poll_expired(cx) {
                                 tracing::debug!("stream past its deadline with a full socket: connection closed");
                                 return Poll::Ready(());

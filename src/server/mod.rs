@@ -472,22 +472,29 @@ impl ConnTask {
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a killed connection's other streams get before the socket is closed.
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(1);
-/// How often the reaper looks for overdue streams, and how late they may be.
+/// How often the reaper looks for overdue streams and due heartbeats (a heartbeat goes out up to
+/// this late), and how late overdue streams may be.
 const REAP_EVERY: Duration = Duration::from_millis(200);
 const REAP_GRACE: Duration = Duration::from_millis(500);
+/// The reaper's tick for very short heartbeats (tests).
+const MIN_REAP_EVERY: Duration = Duration::from_millis(10);
 /// A lagging stream on an HTTP/2 connection shares it with others that may be healthy: it is
 /// already out of the index (no more queueing), so the connection is only closed after this.
 const SHARED_LAG_GRACE: Duration = Duration::from_secs(30);
 
-/// Periodically ends the connections of streams that cannot end by themselves.
+/// Periodically ends the connections of streams that cannot end by themselves, and wakes the
+/// streams whose heartbeat is due.
 async fn reaper(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(REAP_EVERY);
+    // Heartbeats are sent when the reaper wakes quiet streams: tick at least that often.
+    let heartbeat = state.config.heartbeat;
+    let every = heartbeat.map_or(REAP_EVERY, |h| h.clamp(MIN_REAP_EVERY, REAP_EVERY));
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => break,
             _ = tick.tick() => {
-                state.hub.reap(tokio::time::Instant::now(), REAP_GRACE, SHARED_LAG_GRACE);
+                state.hub.reap(tokio::time::Instant::now(), REAP_GRACE, SHARED_LAG_GRACE, heartbeat);
             }
         }
     }

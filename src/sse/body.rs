@@ -1,7 +1,9 @@
 //! `SseBody`: the streaming response of one subscriber. It sends the preamble, streams the
 //! replay from history in batches (only as fast as the client reads), then drains the live
-//! queue, coalescing everything ready into one frame; heartbeats when idle; ends at the
-//! deadline (token `exp`, rotation), on overflow after draining, or at shutdown.
+//! queue, coalescing everything ready into one frame; heartbeats when idle (woken by the hub's
+//! reaper, which scans every stream anyway: no timer per stream for them); ends at the deadline
+//! (token `exp`, rotation: the only per-stream timer), on overflow after draining, or at
+//! shutdown.
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::frame::{HEARTBEAT, PREAMBLE};
-use crate::hub::{Hub, Subscription, Update};
+use crate::hub::{Hub, Subscription};
 use crate::subscriber::{CloseReason, Subscriber};
 
 /// Stop coalescing once a frame reaches this size, so one poll never builds an unbounded buffer.
@@ -30,18 +32,20 @@ pub enum StreamEnd {
     Shutdown,
 }
 
+/// Kept small (one per subscriber): the deadline lives in the subscriber, replay reads use a
+/// buffer of their own.
 pub struct SseBody {
     hub: Arc<Hub>,
     sub: Arc<Subscriber>,
     replay: Option<(u64, u64)>,
     floor: u64,
+    /// Idle time before a heartbeat comment, in ms (0: none).
+    heartbeat_ms: u32,
     started: bool,
     ended: bool,
-    heartbeat: Option<Duration>,
-    deadline: Option<Instant>,
-    /// One timer for both: fires at the next heartbeat or the deadline, whichever is first.
+    /// Fires at the deadline (only streams with one have it). Heartbeats need no timer: the
+    /// reaper wakes streams quiet for longer than the heartbeat (`Hub::reap`).
     timer: Option<Pin<Box<Sleep>>>,
-    scratch: Vec<Arc<Update>>,
 }
 
 impl std::fmt::Debug for SseBody {
@@ -53,26 +57,23 @@ impl std::fmt::Debug for SseBody {
 }
 
 impl SseBody {
-    /// `deadline`: when the stream must end (earliest of token `exp` and rotation).
-    pub fn new(
-        hub: Arc<Hub>,
-        subscription: Subscription,
-        heartbeat: Option<Duration>,
-        deadline: Option<Instant>,
-    ) -> Self {
-        let timer = next_wake(Instant::now(), heartbeat, deadline)
+    /// The stream ends at the subscriber's deadline (earliest of token `exp` and rotation).
+    pub fn new(hub: Arc<Hub>, subscription: Subscription, heartbeat: Option<Duration>) -> Self {
+        let sub = subscription.subscriber;
+        let timer = sub
+            .deadline()
             .map(|at| Box::pin(tokio::time::sleep_until(at)));
         Self {
             hub,
-            sub: subscription.subscriber,
+            sub,
             replay: subscription.replay,
             floor: subscription.floor,
+            heartbeat_ms: heartbeat.map_or(0, |h| {
+                u32::try_from(h.as_millis()).unwrap_or(u32::MAX).max(1)
+            }),
             started: false,
             ended: false,
-            heartbeat,
-            deadline,
             timer,
-            scratch: Vec::new(),
         }
     }
 
@@ -90,79 +91,47 @@ impl SseBody {
         Poll::Ready(None)
     }
 
-    /// A data frame is going out: the client is reading.
-    fn on_data(&mut self) {
-        self.sub.mark_progress();
-        self.reset_heartbeat();
-    }
-
-    fn reset_heartbeat(&mut self) {
-        if self.heartbeat.is_some() {
-            self.reset_timer(Instant::now());
-        }
-    }
-
-    fn reset_timer(&mut self, now: Instant) {
-        if let (Some(timer), Some(at)) = (
-            &mut self.timer,
-            next_wake(now, self.heartbeat, self.deadline),
-        ) {
-            timer.as_mut().reset(at);
-        }
-    }
-
     fn past_deadline(&self, now: Instant) -> bool {
-        self.deadline.is_some_and(|d| now >= d)
+        self.sub.deadline().is_some_and(|d| now >= d)
     }
 
-    /// For a connection that cannot take more bytes (so this body is not being polled): true
-    /// once the deadline has passed; until then the timer is armed for the deadline alone and
-    /// wakes `cx` (heartbeats are moot while the connection is full). Spec "Subscribers": the
-    /// hub closes the connection no later than the token's `exp`, read or not.
+    /// True once the deadline has passed; until then the deadline timer wakes `cx`. For a
+    /// connection that cannot take more bytes (so this body is not being polled). Spec
+    /// "Subscribers": the hub closes the connection no later than the token's `exp`, read or not.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = self.deadline else {
-            return false;
-        };
-        if Instant::now() >= deadline {
-            return true;
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().poll(cx).is_ready(),
+            None => false,
         }
-        if let Some(timer) = &mut self.timer {
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            if timer.as_mut().poll(cx).is_ready() {
-                return Instant::now() >= deadline;
-            }
-        }
-        false
     }
 
-    /// After `poll_expired` armed the timer for the deadline only: back to the next heartbeat.
-    pub fn rearm(&mut self) {
-        self.reset_timer(Instant::now());
+    /// Whether the stream has been quiet for its heartbeat interval.
+    fn heartbeat_due(&self) -> bool {
+        self.heartbeat_ms != 0 && self.sub.quiet_ms(Instant::now()) >= u64::from(self.heartbeat_ms)
     }
 
     /// Next replay frame, streaming from history; `None` when the replay is done.
     fn next_replay(&mut self) -> Option<Bytes> {
         let engine = Arc::clone(self.hub.engine());
+        let mut batch = Vec::new();
         while let Some((after, until)) = self.replay {
-            self.scratch.clear();
-            if let Err(e) =
-                self.hub
-                    .history()
-                    .read_after(after, until, REPLAY_BATCH, &mut self.scratch)
+            batch.clear();
+            if let Err(e) = self
+                .hub
+                .history()
+                .read_after(after, until, REPLAY_BATCH, &mut batch)
             {
                 tracing::warn!(subscriber = %self.sub.id, error = %e, "replay stopped: history read failed");
                 self.replay = None;
                 return None;
             }
-            if self.scratch.is_empty() {
+            if batch.is_empty() {
                 self.replay = None;
                 return None;
             }
             let mut out = Coalescer::default();
             let mut consumed = after;
-            for u in self.scratch.drain(..) {
+            for u in batch.drain(..) {
                 // Same frame cap as the live path: the rest of the batch is re-read next poll.
                 if out.len() >= MAX_FRAME {
                     break;
@@ -225,13 +194,13 @@ impl Body for SseBody {
         }
         if this.replay.is_some() {
             if let Some(frame) = this.next_replay() {
-                this.on_data();
+                this.sub.mark_progress();
                 return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
         }
         loop {
             if let Some(frame) = this.next_live() {
-                this.on_data();
+                this.sub.mark_progress();
                 return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
             if this.sub.close_reason() == CloseReason::Lagging {
@@ -248,19 +217,12 @@ impl Body for SseBody {
             }
             break;
         }
-        while let Some(timer) = &mut this.timer {
-            if timer.as_mut().poll(cx).is_pending() {
-                break;
-            }
-            let now = Instant::now();
-            if this.past_deadline(now) {
-                return this.end(StreamEnd::Deadline);
-            }
-            this.reset_timer(now);
-            if this.heartbeat.is_some() {
-                return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(HEARTBEAT)))));
-            }
-            // Only the deadline is timed and it is not reached yet: poll the re-armed timer.
+        if this.poll_expired(cx) {
+            return this.end(StreamEnd::Deadline);
+        }
+        if this.heartbeat_due() {
+            this.sub.mark_progress();
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(HEARTBEAT)))));
         }
         Poll::Pending
     }
@@ -271,18 +233,6 @@ impl Body for SseBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
-    }
-}
-
-/// When the stream's timer must next fire: the next heartbeat or the deadline, whichever is first.
-fn next_wake(
-    now: Instant,
-    heartbeat: Option<Duration>,
-    deadline: Option<Instant>,
-) -> Option<Instant> {
-    match (heartbeat.map(|every| now + every), deadline) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 

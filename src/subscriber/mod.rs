@@ -1,7 +1,7 @@
 //! A subscriber's handle: identity, routing matchers, grants, and its bounded lock-free queue
 //! with a waker. Publishers push and move on; a full queue marks the subscriber lagging and its
 //! stream ends after what it already holds (the client resumes with `Last-Event-ID`).
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::time::Instant;
@@ -24,31 +24,32 @@ pub enum CloseReason {
     Shutdown = 2,
 }
 
-/// One connected subscriber.
+/// One connected subscriber. Kept small: there is one per stream (144 bytes).
 pub struct Subscriber {
     /// Internal key (index, dedup).
     pub num: u64,
     /// Public id: a random `urn:uuid:` per connection, never client-controlled.
     pub id: SubscriberId,
-    matchers: Vec<Matcher>,
+    matchers: Box<[Matcher]>,
     /// `None`: anonymous (public updates only).
     grants: Option<Arc<Grants>>,
     /// Allocated on the first push: an idle subscriber does not pay for the queue's two
     /// cache-padded indices (256 bytes).
     queue: OnceLock<Box<SegQueue<Arc<Update>>>>,
-    queued: AtomicUsize,
-    capacity: usize,
+    queued: AtomicU32,
+    capacity: u32,
     waker: AtomicWaker,
     state: AtomicU8,
     /// When the stream must end (token `exp`, rotation).
     deadline: Option<Instant>,
     /// Ends the connection when the stream cannot end by itself.
     connection: Option<Arc<ConnectionKill>>,
-    /// When the queue overflowed.
-    lagging_since: OnceLock<Instant>,
+    /// When the queue overflowed (ms since `epoch()`, at least 1; 0: it has not).
+    lagging_since_ms: AtomicU64,
     /// Other streams may share the connection (HTTP/2).
     shared_connection: bool,
-    /// When the stream last handed a frame to the connection (ms since `epoch()`).
+    /// When the stream last handed a frame (data or heartbeat) to the connection (ms since
+    /// `epoch()`).
     last_progress_ms: AtomicU64,
     /// Its subscription events were published (active subscriptions on, not a `HEAD` probe):
     /// its removal publishes the `active: false` ones.
@@ -135,16 +136,16 @@ impl Subscriber {
         Self {
             num,
             id: SubscriberId(uuid::Uuid::new_v4()),
-            matchers,
+            matchers: matchers.into_boxed_slice(),
             grants,
             queue: OnceLock::new(),
-            queued: AtomicUsize::new(0),
-            capacity: capacity.max(1),
+            queued: AtomicU32::new(0),
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX).max(1),
             waker: AtomicWaker::new(),
             state: AtomicU8::new(CloseReason::Open as u8),
             deadline,
             connection,
-            lagging_since: OnceLock::new(),
+            lagging_since_ms: AtomicU64::new(0),
             shared_connection,
             last_progress_ms: AtomicU64::new(millis_since_epoch(Instant::now())),
             announced: AtomicBool::new(false),
@@ -174,6 +175,11 @@ impl Subscriber {
             .store(millis_since_epoch(Instant::now()), Ordering::Relaxed);
     }
 
+    /// How long (ms) the stream has handed nothing to its connection, as of `now`.
+    pub fn quiet_ms(&self, now: Instant) -> u64 {
+        millis_since_epoch(now).saturating_sub(self.last_progress_ms.load(Ordering::Relaxed))
+    }
+
     /// Whether the stream should have ended by `now` but has not because it is not being
     /// polled: past its deadline by `grace`, or lagging with no progress for longer than `grace`
     /// — or, when other streams share its connection (HTTP/2), for longer than
@@ -188,16 +194,16 @@ impl Subscriber {
         if self.deadline.is_some_and(|d| now >= d + grace) {
             return true;
         }
-        let Some(&lagging) = self.lagging_since.get() else {
+        let lagging_ms = self.lagging_since_ms.load(Ordering::Acquire);
+        if lagging_ms == 0 {
             return false;
-        };
+        }
         let lag_grace = if self.shared_connection {
             shared_lag_grace
         } else {
             grace
         };
-        let since_ms =
-            millis_since_epoch(lagging).max(self.last_progress_ms.load(Ordering::Relaxed));
+        let since_ms = lagging_ms.max(self.last_progress_ms.load(Ordering::Relaxed));
         let stalled_ms = millis_since_epoch(now).saturating_sub(since_ms);
         u128::from(stalled_ms) >= lag_grace.as_millis()
     }
@@ -296,7 +302,11 @@ impl Subscriber {
     /// Ends the stream for `reason` (the first reason wins) and wakes it.
     pub fn close(&self, reason: CloseReason) {
         if reason == CloseReason::Lagging {
-            let _ = self.lagging_since.set(Instant::now());
+            // The first overflow counts; 0 means "not lagging", so a stamp is at least 1.
+            let at = millis_since_epoch(Instant::now()).max(1);
+            let _ =
+                self.lagging_since_ms
+                    .compare_exchange(0, at, Ordering::AcqRel, Ordering::Acquire);
         }
         let _ = self.state.compare_exchange(
             CloseReason::Open as u8,
