@@ -56,6 +56,9 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    if let Err(e) = quicksilver::alloc::disable_transparent_huge_pages() {
+        tracing::warn!(error = %e, "cannot turn transparent huge pages off: idle memory may grow");
+    }
     raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .on_thread_park(quicksilver::alloc::on_thread_park)
