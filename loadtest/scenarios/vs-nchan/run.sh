@@ -27,6 +27,9 @@ qs_tls_port=$((qs_port + 1))
 nchan_port="${NCHAN_PORT:-3920}"
 nchan_tls_port=$((nchan_port + 1))
 small=$((subs / 10))
+# Idle memory is sampled this long after the last connect: past khugepaged's scan period (10 s
+# by default), which can make freed memory resident again (see src/alloc.rs).
+settle=12
 out="$here/results"
 mkdir -p "$out"
 
@@ -140,7 +143,7 @@ for server in qs nchan; do
     # Goals 1 (idle HTTP/1.1 memory), 6 (unpaced connects) and 2 (broadcast throughput, loss):
     # fresh server, N unpaced subscribers, then 8 publishers back to back.
     start
-    fleet "$server" h1-broadcast --subscribers "$subs" --publishers 8 --count 500 --timeout 240
+    fleet "$server" h1-broadcast --subscribers "$subs" --settle "$settle" --publishers 8 --count 500 --timeout 240
     # Goal 3 and 4 (publish latency with subscribers): paced 5/s for 10 s at N/10 and N.
     fleet "$server" latency --steps "$small,$subs" --publishers 1 --rate 5 --duration 30 \
         --timeout 180 --chart "$out/$server-latency.svg"
@@ -150,7 +153,7 @@ for server in qs nchan; do
     # Goal 1, TLS: fresh server, N idle HTTP/1.1 subscribers over TLS.
     start
     # shellcheck disable=SC2046
-    fleet "$server" tls-h1-idle $(tls_args "$server") --subscribers "$subs" --timeout 180
+    fleet "$server" tls-h1-idle $(tls_args "$server") --subscribers "$subs" --settle "$settle" --timeout 180
 done
 # Goal 4, like for like: nchan keeps its messages in memory; so does Quicksilver with
 # --history memory (the rows above use the durable log, one fdatasync per group of publishes).
@@ -160,9 +163,9 @@ fleet qs pub-throughput-memory --subscribers 0 --publishers 8 --duration 10 --ti
 # Goal 1, HTTP/2 (Quicksilver only): the cost of a stream on an existing connection, from the
 # same number of connections (N/100) carrying 1 stream each vs 100 streams each.
 start_qs
-fleet qs h2-conns --http2 --streams-per-conn 1 --subscribers $((subs / 100)) --timeout 60
+fleet qs h2-conns --http2 --streams-per-conn 1 --subscribers $((subs / 100)) --settle "$settle" --timeout 60
 start_qs
-fleet qs h2-streams --http2 --streams-per-conn 100 --subscribers "$subs" --timeout 120
+fleet qs h2-streams --http2 --streams-per-conn 100 --subscribers "$subs" --settle "$settle" --timeout 120
 if [ "$h2_scale" = 1 ]; then
     # Goal 5 (opt-in): 250,000 streams over 2,500 connections, one broadcast, none lost.
     start_qs
