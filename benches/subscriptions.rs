@@ -140,9 +140,11 @@ fn main() {
     let mut api = c.benchmark_group("api_snapshot_100k_connected");
     api.bench_function("one matcher (100 subscriptions)", |b| {
         b.iter(|| {
-            let snap = on
-                .hub
-                .subscriptions(&SubscriptionQuery::Matcher(MatcherType::Exact, doc(7)))
+            let snap = rt
+                .block_on(
+                    on.hub
+                        .subscriptions(&SubscriptionQuery::Matcher(MatcherType::Exact, doc(7))),
+                )
                 .unwrap();
             assert!(snap.subscriptions.len() >= CONNECTED / DOCS);
         })
@@ -150,7 +152,9 @@ fn main() {
     api.sample_size(10);
     api.bench_function("all (100,000 subscriptions)", |b| {
         b.iter(|| {
-            let snap = on.hub.subscriptions(&SubscriptionQuery::All).unwrap();
+            let snap = rt
+                .block_on(on.hub.subscriptions(&SubscriptionQuery::All))
+                .unwrap();
             assert!(snap.subscriptions.len() >= CONNECTED);
         })
     });

@@ -221,8 +221,8 @@ async fn sigint_also_exits_zero() {
     // The hub turns transparent huge pages off for itself (src/alloc.rs: khugepaged otherwise
     // re-inflates the pages mimalloc returned). Kernels since 6.x show it in /proc (older ones
     // have no such line: nothing to check there).
-    let status = std::fs::read_to_string(format!("/proc/{}/status", proc.child.id()))
-        .unwrap_or_default();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", proc.child.id())).unwrap_or_default();
     if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
         assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
     }

@@ -889,6 +889,8 @@ async fn disconnect_is_announced_exactly_once() {
     hub.publish(validate(publication, engine.hub()).unwrap())
         .await
         .unwrap();
+    // The publisher is answered once its update is committed; the fan-out follows.
+    hub.flush().await;
     let mut seen = Vec::new();
     while let Some(u) = w.pop() {
         let frame = String::from_utf8(u.frame.to_vec()).unwrap();
@@ -957,11 +959,12 @@ async fn changes_before_a_publish_are_dispatched_before_it() {
         (N + N / 2 + 1) as u64,
         "every change before the marker"
     );
-    let snap = hub.subscriptions(&SubscriptionQuery::All).unwrap();
+    let snap = hub.subscriptions(&SubscriptionQuery::All).await.unwrap();
     assert_eq!(snap.subscriptions.len(), N - N / 2);
     assert_eq!(snap.last_event_id.as_deref(), Some(&*marker.id));
     let one = hub
         .subscriptions(&SubscriptionQuery::Matcher(MatcherType::Exact, "t3".into()))
+        .await
         .unwrap();
     let expected = (N / 2..N).filter(|i| i % 7 == 3).count();
     assert_eq!(one.subscriptions.len(), expected);

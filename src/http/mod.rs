@@ -139,7 +139,7 @@ pub async fn handle<B: RequestBody>(
             if m == Method::OPTIONS {
                 Ok(cors.preflight(&req))
             } else {
-                subscriptions::handle(&state, &ctx, m, p, req.headers())
+                subscriptions::handle(&state, &ctx, m, p, req.headers()).await
             }
         }
         _ => Err(HubError::NotFound),

@@ -20,7 +20,7 @@ pub fn is_api_path(path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-pub fn handle(
+pub async fn handle(
     state: &AppState,
     ctx: &RequestContext,
     method: &Method,
@@ -32,7 +32,11 @@ pub fn handle(
     }
     let query = parse_path(path, state.config.compat_any())?;
     authorize(state, ctx, headers, path)?;
-    let snapshot = state.hub.subscriptions(&query).ok_or(HubError::NotFound)?;
+    let snapshot = state
+        .hub
+        .subscriptions(&query)
+        .await
+        .ok_or(HubError::NotFound)?;
     let cursor = snapshot.last_event_id.as_deref().unwrap_or("earliest");
     let etag = etag(cursor);
     let body = match &query {

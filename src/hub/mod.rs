@@ -175,8 +175,8 @@ impl Hub {
     }
 
     /// Publishes: the writer assigns the next sequence, stores the update (with others, in one
-    /// commit), then enqueues it for every matching subscriber allowed to read it, and only then
-    /// answers. Never waits on a subscriber.
+    /// commit) and answers; it then enqueues the update for every matching subscriber allowed to
+    /// read it. Never waits on a subscriber, nor on the fan-out.
     pub async fn publish(&self, update: ValidUpdate) -> Result<Arc<Update>, HubError> {
         if self.is_shutting_down() {
             return Err(HubError::Unavailable("the hub is shutting down".into()));
@@ -274,8 +274,12 @@ impl Hub {
 
     /// The active subscriptions selected by `query`, taken atomically with the fan-out, with the
     /// id of the last update fanned out at that moment (`None` when the feature is off).
-    pub fn subscriptions(&self, query: &SubscriptionQuery) -> Option<SubscriptionSnapshot> {
+    /// Publishers are answered before their update is fanned out: this first waits for the
+    /// fan-out of everything committed so far, so a snapshot reflects every publish answered
+    /// before the call (read-your-writes for the cursor).
+    pub async fn subscriptions(&self, query: &SubscriptionQuery) -> Option<SubscriptionSnapshot> {
         self.core.presence.as_ref()?;
+        self.core.caught_up().await;
         Some(self.core.snapshot(query))
     }
 
