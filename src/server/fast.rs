@@ -173,8 +173,7 @@ where
         HubBody::Sse(body) => First::Stream(head(&parts, None, true), body),
         HubBody::Full(data) => {
             let data = data.unwrap_or_default();
-            let mut out = Out::new(head(&parts, Some(data.len()), client_closes));
-            out.data = data;
+            let mut out = Out::whole(head(&parts, Some(data.len()), client_closes), &data);
             let sent = poll_fn(|cx| out.poll_send(io, cx)).await;
             if sent.is_err() || client_closes {
                 First::Close
@@ -298,7 +297,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Streaming<I> {
                     }
                     Poll::Ready(Some(Err(never))) => match never {},
                     Poll::Ready(None) => {
-                        self.out.tail = END_CHUNK;
+                        self.out.end();
                         self.finished = true;
                     }
                     Poll::Pending => return Poll::Pending,
@@ -396,42 +395,85 @@ fn client_side<I: AsyncRead + Unpin>(io: &mut I, cx: &mut Context<'_>) -> Client
 const CRLF: &[u8] = b"\r\n";
 const END_CHUNK: &[u8] = b"0\r\n\r\n";
 
-/// Bytes waiting to be written, as up to four slices sent with one vectored write: the response
-/// head (first write only), a chunk-size line, the data, and a tail.
+/// What follows the data in a write: nothing, the chunk's CRLF, the last chunk, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    None,
+    Crlf,
+    End,
+}
+
+/// Bytes waiting to be written, as up to three slices sent with one vectored write: a
+/// chunk-size line, the data, and a tail. The response head goes out with the first chunk, in
+/// one buffer (one copy per connection). Kept small: it lives in every stream's task, and
+/// tokio rounds a task up to 256 or 384 bytes (a future of at most 152 bytes fits 256).
 struct Out {
-    head: Bytes,
-    size: [u8; 18],
-    size_at: usize,
+    /// The chunk's data; before the first chunk, the response head alone (`head_only`).
     data: Bytes,
-    tail: &'static [u8],
+    size: [u8; 18],
+    /// Where the unsent part of the chunk-size line starts (`size.len()`: nothing to send).
+    size_at: u8,
+    tail: Tail,
+    /// How much of the tail is sent.
+    tail_at: u8,
+    head_only: bool,
 }
 
 impl Out {
+    /// A response head, held until the first chunk (`chunk`) or sent alone (`poll_send`).
     fn new(head: Bytes) -> Self {
         Self {
-            head,
+            head_only: !head.is_empty(),
+            data: head,
             size: [0; 18],
             size_at: 18,
-            data: Bytes::new(),
-            tail: &[],
+            tail: Tail::None,
+            tail_at: 0,
         }
     }
 
-    /// No chunk (size line, data, tail) is waiting.
-    fn no_chunk(&self) -> bool {
-        self.size_at == self.size.len() && self.data.is_empty() && self.tail.is_empty()
+    /// A whole response: head and body, one buffer.
+    fn whole(head: Bytes, body: &[u8]) -> Self {
+        let mut all = Vec::with_capacity(head.len() + body.len());
+        all.extend_from_slice(&head);
+        all.extend_from_slice(body);
+        let mut out = Self::new(Bytes::new());
+        out.data = Bytes::from(all);
+        out
+    }
+
+    fn size_line(&self) -> &[u8] {
+        &self.size[usize::from(self.size_at)..]
+    }
+
+    fn tail(&self) -> &'static [u8] {
+        let all = match self.tail {
+            Tail::None => &[][..],
+            Tail::Crlf => CRLF,
+            Tail::End => END_CHUNK,
+        };
+        &all[usize::from(self.tail_at).min(all.len())..]
     }
 
     /// Only the response head is waiting (no chunk queued behind it).
     fn only_head(&self) -> bool {
-        !self.head.is_empty() && self.no_chunk()
+        self.head_only
     }
 
     fn is_empty(&self) -> bool {
-        self.head.is_empty() && self.no_chunk()
+        self.size_line().is_empty() && self.data.is_empty() && self.tail().is_empty()
     }
 
-    /// Frames `data` as one chunk (an empty frame is nothing to send).
+    /// After the last chunk: the terminating chunk. Only when no chunk is pending (a head
+    /// still waiting goes out before it).
+    fn end(&mut self) {
+        debug_assert!(self.size_line().is_empty() && self.tail().is_empty());
+        self.tail = Tail::End;
+        self.tail_at = 0;
+    }
+
+    /// Frames `data` as one chunk (an empty frame is nothing to send). Behind a waiting head,
+    /// head and chunk are joined into one buffer.
     fn chunk(&mut self, data: Bytes) {
         if data.is_empty() {
             return;
@@ -440,11 +482,22 @@ impl Out {
         let hex = format_hex(data.len(), &mut line[..16]);
         let len = hex + 2;
         line[hex..len].copy_from_slice(CRLF);
+        if self.head_only {
+            let mut all = Vec::with_capacity(self.data.len() + len + data.len() + CRLF.len());
+            all.extend_from_slice(&self.data);
+            all.extend_from_slice(&line[..len]);
+            all.extend_from_slice(&data);
+            all.extend_from_slice(CRLF);
+            self.data = Bytes::from(all);
+            self.head_only = false;
+            return;
+        }
         let start = self.size.len() - len;
         self.size[start..].copy_from_slice(&line[..len]);
-        self.size_at = start;
+        self.size_at = start as u8;
         self.data = data;
-        self.tail = CRLF;
+        self.tail = Tail::Crlf;
+        self.tail_at = 0;
     }
 
     /// Writes everything pending (vectored), then flushes (TLS buffers records).
@@ -455,10 +508,9 @@ impl Out {
     ) -> Poll<io::Result<()>> {
         while !self.is_empty() {
             let slices = [
-                IoSlice::new(&self.head),
-                IoSlice::new(&self.size[self.size_at..]),
+                IoSlice::new(self.size_line()),
                 IoSlice::new(&self.data),
-                IoSlice::new(self.tail),
+                IoSlice::new(self.tail()),
             ];
             let n = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))?;
             if n == 0 {
@@ -470,23 +522,24 @@ impl Out {
     }
 
     fn advance(&mut self, mut n: usize) {
-        let take = n.min(self.head.len());
-        let _ = self.head.split_to(take);
-        if self.head.is_empty() {
-            // Let go of the allocation (an empty slice of it would keep it alive).
-            self.head = Bytes::new();
-        }
-        n -= take;
-        let take = n.min(self.size.len() - self.size_at);
-        self.size_at += take;
+        let take = n.min(self.size_line().len());
+        self.size_at += take as u8;
         n -= take;
         let take = n.min(self.data.len());
         let _ = self.data.split_to(take);
         if self.data.is_empty() {
+            // Let go of the allocation (an empty slice of it would keep it alive).
             self.data = Bytes::new();
+            self.head_only = false;
         }
         n -= take;
-        self.tail = &self.tail[n.min(self.tail.len())..];
+        self.tail_at = self
+            .tail_at
+            .saturating_add(n.min(usize::from(u8::MAX)) as u8);
+        if self.tail().is_empty() {
+            self.tail = Tail::None;
+            self.tail_at = 0;
+        }
     }
 }
 
@@ -612,16 +665,35 @@ mod tests {
     #[test]
     fn out_advances_across_slices() {
         let mut out = Out::new(Bytes::from_static(b"HEAD"));
+        assert!(out.only_head());
         out.chunk(Bytes::from_static(b"hello"));
-        assert_eq!(&out.size[out.size_at..], b"5\r\n");
-        out.advance(5);
-        assert!(out.head.is_empty());
-        assert_eq!(&out.size[out.size_at..], b"\r\n");
-        out.advance(6);
-        assert_eq!(&out.data[..], b"o");
+        assert!(!out.only_head());
+        assert_eq!(
+            &out.data[..],
+            b"HEAD5\r\nhello\r\n",
+            "head and first chunk joined"
+        );
+        out.advance(14);
+        assert!(out.is_empty());
+        out.chunk(Bytes::from_static(b"hi"));
+        assert_eq!(out.size_line(), b"2\r\n");
         out.advance(2);
-        assert_eq!(out.tail, b"\n");
+        assert_eq!(out.size_line(), b"\n");
+        out.advance(2);
+        assert_eq!(&out.data[..], b"i");
+        out.advance(2);
+        assert_eq!(out.tail(), b"\n");
         out.advance(1);
         assert!(out.is_empty());
+        out.end();
+        assert_eq!(out.tail(), END_CHUNK);
+        out.advance(END_CHUNK.len());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn stream_task_fits_tokios_smaller_task_size() {
+        // A spawned future of at most 152 bytes makes a 256-byte task; one byte more, 384.
+        assert!(std::mem::size_of::<Streaming<tokio::net::TcpStream>>() <= 152);
     }
 }
