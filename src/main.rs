@@ -13,6 +13,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
+    // First, before the runtime allocates much: see `alloc::disable_transparent_huge_pages`.
+    let thp = quicksilver::alloc::disable_transparent_huge_pages();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -56,7 +58,7 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    if let Err(e) = quicksilver::alloc::disable_transparent_huge_pages() {
+    if let Err(e) = thp {
         tracing::warn!(error = %e, "cannot turn transparent huge pages off: idle memory may grow");
     }
     raise_open_files_limit();

@@ -93,9 +93,12 @@ pub(super) struct Core {
     /// exactly the state after the update its cursor names.
     dispatched: Mutex<Dispatched>,
     history_error: Mutex<Option<String>>,
-    /// The last sequence fanned out, published after each batch's fan-out: the Subscription
-    /// API waits on it so a snapshot reflects every publish answered before the request.
-    fanned: watch::Sender<u64>,
+    /// The last sequence fanned out, published by the writer after each batch's fan-out: the
+    /// Subscription API waits on it so a snapshot reflects every publish answered before the
+    /// request. The writer owns the sender (`run_writer` takes it): if the writer ends or
+    /// panics, waiters see it gone instead of waiting forever.
+    fanned: watch::Receiver<u64>,
+    fanned_tx: Mutex<Option<watch::Sender<u64>>>,
     /// `Some` when active subscriptions are on.
     pub(super) presence: Option<Presence>,
 }
@@ -107,6 +110,7 @@ impl Core {
         presence: Option<Presence>,
     ) -> Self {
         let last = history.last_seq();
+        let (fanned_tx, fanned_rx) = watch::channel(last);
         let mut stored = Vec::with_capacity(1);
         let recovered_id = match history.read_after(last.saturating_sub(1), last, 1, &mut stored) {
             Ok(()) => stored.pop().map(|u| u.id.clone()),
@@ -125,7 +129,8 @@ impl Core {
                 registry: Registry::default(),
             }),
             history_error: Mutex::new(None),
-            fanned: watch::Sender::new(last),
+            fanned: fanned_rx,
+            fanned_tx: Mutex::new(Some(fanned_tx)),
             presence,
         }
     }
@@ -136,6 +141,7 @@ impl Core {
     /// one is fanned out to it.
     pub(super) fn register(&self, subscriber: &Arc<Subscriber>) -> u64 {
         let dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
+        subscriber.set_floor(dispatched.committed);
         self.index.insert(subscriber);
         dispatched.committed
     }
@@ -147,7 +153,7 @@ impl Core {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .committed;
-        let mut fanned = self.fanned.subscribe();
+        let mut fanned = self.fanned.clone();
         let _ = fanned.wait_for(|seq| *seq >= committed).await;
     }
 
@@ -248,6 +254,11 @@ impl Core {
 
     /// The writer loop: runs until every `Hub` handle (job sender) is gone.
     pub(super) fn run_writer(&self, mut jobs: mpsc::Receiver<Job>) {
+        let fanned = self
+            .fanned_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let mut next_seq = self.history.last_seq() + 1;
         let mut pending: Vec<ValidUpdate> = Vec::with_capacity(MAX_BATCH);
         let mut slots: Vec<Slot> = Vec::with_capacity(MAX_BATCH);
@@ -311,7 +322,11 @@ impl Core {
                         // fan-out: let it write its response first.
                         std::thread::yield_now();
                     }
-                    self.fan_out(&mut updates, &mut slots, &mut targets);
+                    if let Some(seq) = self.fan_out(&mut updates, &mut slots, &mut targets) {
+                        if let Some(fanned) = &fanned {
+                            fanned.send_replace(seq);
+                        }
+                    }
                     self.history.maintain();
                 }
                 Err(e) => {
@@ -364,7 +379,9 @@ impl Core {
 
     /// Enqueues each update, in order, for every matching subscriber allowed to read it, and
     /// applies the registry effect of each subscription event as it goes out; then wakes its
-    /// streams. Drains `updates` and `slots`.
+    /// streams. Drains `updates` and `slots`; returns the last sequence fanned out. A subscriber
+    /// whose floor is at or past an update (it registered after the update was committed) is
+    /// skipped: replay serves it, and it must not take room in the queue.
     /// The lock is taken per update, so registrations (the connect path) interleave with a
     /// large batch instead of waiting for all of it.
     fn fan_out(
@@ -372,7 +389,7 @@ impl Core {
         updates: &mut Vec<Arc<Update>>,
         slots: &mut Vec<Slot>,
         targets: &mut Vec<Arc<Subscriber>>,
-    ) {
+    ) -> Option<u64> {
         let published = updates.len() as u64;
         let last_seq = updates.last().map(|u| u.seq);
         let mut delivered = 0;
@@ -381,7 +398,9 @@ impl Core {
                 let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
                 self.index.matching(&self.engine, &update, targets);
                 targets.retain(|sub| {
-                    sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update))
+                    update.seq > sub.floor()
+                        && sub.may_read(&self.engine, &update)
+                        && sub.enqueue(Arc::clone(&update))
                 });
                 delivered += targets.len() as u64;
                 if let Slot::Effect(effect) = &slot {
@@ -394,15 +413,13 @@ impl Core {
                 sub.wake();
             }
         }
-        if let Some(seq) = last_seq {
-            self.fanned.send_replace(seq);
-        }
         self.counters
             .published
             .fetch_add(published, Ordering::Relaxed);
         self.counters
             .delivered
             .fetch_add(delivered, Ordering::Relaxed);
+        last_seq
     }
 }
 

@@ -296,14 +296,18 @@ impl Hub {
         heartbeat: Option<std::time::Duration>,
     ) -> usize {
         let heartbeat_ms = heartbeat.map(|h| u64::try_from(h.as_millis()).unwrap_or(u64::MAX));
-        let mut overdue = Vec::new();
+        let (mut overdue, mut due) = (Vec::new(), Vec::new());
+        // Collected, then acted on outside the index's shard locks (connects wait on them).
         self.core.index.for_each(|sub| {
             if sub.is_overdue(now, grace, shared_lag_grace) {
                 overdue.push(Arc::clone(sub));
             } else if heartbeat_ms.is_some_and(|h| sub.quiet_ms(now) >= h) {
-                sub.wake();
+                due.push(Arc::clone(sub));
             }
         });
+        for sub in due {
+            sub.wake();
+        }
         for sub in &overdue {
             tracing::info!(subscriber = %sub.id, "ending the connection of a stream that stopped reading past its deadline or queue limit");
             self.unsubscribe(sub);

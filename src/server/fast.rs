@@ -335,16 +335,16 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Future for Streaming<I> {
                             this.phase = Phase::Closing(Box::pin(tokio::time::sleep(CLOSE_GRACE)))
                         }
                         Poll::Ready(Err(_)) => return Poll::Ready(()),
-                        // The socket is full, so the body is not polled and would not see its
-                        // deadline: watch it here and drop the connection when it passes.
-                        Poll::Pending if !this.out.is_empty() => {
+                        // The socket may be full (bytes or a TLS flush waiting), so the body
+                        // would not see its deadline: watch it here and drop the connection
+                        // when it passes (spec: closed no later than the token's `exp`).
+                        Poll::Pending => {
                             if this.body.poll_expired(cx) {
                                 tracing::debug!("stream past its deadline with a full socket: connection closed");
                                 return Poll::Ready(());
                             }
                             return Poll::Pending;
                         }
-                        Poll::Pending => return Poll::Pending,
                     }
                 }
                 Phase::Grace(timer) => {

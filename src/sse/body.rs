@@ -58,6 +58,8 @@ impl std::fmt::Debug for SseBody {
 
 impl SseBody {
     /// The stream ends at the subscriber's deadline (earliest of token `exp` and rotation).
+    /// Heartbeats need the hub's reaper running (`Hub::reap` wakes quiet streams), as the
+    /// server does.
     pub fn new(hub: Arc<Hub>, subscription: Subscription, heartbeat: Option<Duration>) -> Self {
         let sub = subscription.subscriber;
         let timer = sub
@@ -113,7 +115,7 @@ impl SseBody {
     /// Next replay frame, streaming from history; `None` when the replay is done.
     fn next_replay(&mut self) -> Option<Bytes> {
         let engine = Arc::clone(self.hub.engine());
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(REPLAY_BATCH);
         while let Some((after, until)) = self.replay {
             batch.clear();
             if let Err(e) = self
