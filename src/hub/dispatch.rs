@@ -95,28 +95,28 @@ pub(super) struct Core {
     history_error: Mutex<Option<String>>,
     /// The last sequence fanned out, published by the writer after each batch's fan-out: the
     /// Subscription API waits on it so a snapshot reflects every publish answered before the
-    /// request. The writer owns the sender (`run_writer` takes it): if the writer ends or
-    /// panics, waiters see it gone instead of waiting forever.
+    /// request. The writer owns the sender (`run_writer`): if the writer ends or panics,
+    /// waiters see it gone instead of waiting forever.
     fanned: watch::Receiver<u64>,
-    fanned_tx: Mutex<Option<watch::Sender<u64>>>,
     /// `Some` when active subscriptions are on.
     pub(super) presence: Option<Presence>,
 }
 
 impl Core {
+    /// The core, and the sender its writer publishes fan-out progress on (for `run_writer`).
     pub(super) fn new(
         engine: Arc<MatcherEngine>,
         history: Box<dyn History>,
         presence: Option<Presence>,
-    ) -> Self {
+    ) -> (Self, watch::Sender<u64>) {
         let last = history.last_seq();
-        let (fanned_tx, fanned_rx) = watch::channel(last);
+        let (fanned_tx, fanned) = watch::channel(last);
         let mut stored = Vec::with_capacity(1);
         let recovered_id = match history.read_after(last.saturating_sub(1), last, 1, &mut stored) {
             Ok(()) => stored.pop().map(|u| u.id.clone()),
             Err(_) => None,
         };
-        Self {
+        let core = Self {
             engine,
             index: Index::new(),
             history,
@@ -129,10 +129,10 @@ impl Core {
                 registry: Registry::default(),
             }),
             history_error: Mutex::new(None),
-            fanned: fanned_rx,
-            fanned_tx: Mutex::new(Some(fanned_tx)),
+            fanned,
             presence,
-        }
+        };
+        (core, fanned_tx)
     }
 
     /// Inserts `subscriber` into the index and returns its floor: every update with a sequence
@@ -253,12 +253,7 @@ impl Core {
     }
 
     /// The writer loop: runs until every `Hub` handle (job sender) is gone.
-    pub(super) fn run_writer(&self, mut jobs: mpsc::Receiver<Job>) {
-        let fanned = self
-            .fanned_tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+    pub(super) fn run_writer(&self, mut jobs: mpsc::Receiver<Job>, fanned: watch::Sender<u64>) {
         let mut next_seq = self.history.last_seq() + 1;
         let mut pending: Vec<ValidUpdate> = Vec::with_capacity(MAX_BATCH);
         let mut slots: Vec<Slot> = Vec::with_capacity(MAX_BATCH);
@@ -323,9 +318,7 @@ impl Core {
                         std::thread::yield_now();
                     }
                     if let Some(seq) = self.fan_out(&mut updates, &mut slots, &mut targets) {
-                        if let Some(fanned) = &fanned {
-                            fanned.send_replace(seq);
-                        }
+                        fanned.send_replace(seq);
                     }
                     self.history.maintain();
                 }
@@ -336,12 +329,13 @@ impl Core {
                     for slot in slots.drain(..) {
                         match slot {
                             Slot::Reply(reply) => {
-                                let _ = reply.send(Err(HubError::Unavailable(e.to_string())));
+                                if let Some(reply) = reply {
+                                    let _ = reply.send(Err(HubError::Unavailable(e.to_string())));
+                                }
                             }
                             Slot::Effect(effect) => {
                                 tracing::warn!(topic = %effect.doc.topic, "subscription event lost: history append failed");
                             }
-                            Slot::Answered => {}
                         }
                     }
                 }
@@ -366,12 +360,11 @@ impl Core {
         }
         let mut answered = false;
         for (update, slot) in updates.iter().zip(slots.iter_mut()) {
-            if !matches!(slot, Slot::Reply(_)) {
-                continue;
-            }
-            if let Slot::Reply(reply) = std::mem::replace(slot, Slot::Answered) {
-                let _ = reply.send(Ok(Arc::clone(update)));
-                answered = true;
+            if let Slot::Reply(reply) = slot {
+                if let Some(reply) = reply.take() {
+                    let _ = reply.send(Ok(Arc::clone(update)));
+                    answered = true;
+                }
             }
         }
         answered
@@ -379,9 +372,8 @@ impl Core {
 
     /// Enqueues each update, in order, for every matching subscriber allowed to read it, and
     /// applies the registry effect of each subscription event as it goes out; then wakes its
-    /// streams. Drains `updates` and `slots`; returns the last sequence fanned out. A subscriber
-    /// whose floor is at or past an update (it registered after the update was committed) is
-    /// skipped: replay serves it, and it must not take room in the queue.
+    /// streams. Drains `updates` and `slots`; returns the last sequence fanned out. (A subscriber
+    /// that registered after an update was committed does not queue it: `Subscriber::enqueue`.)
     /// The lock is taken per update, so registrations (the connect path) interleave with a
     /// large batch instead of waiting for all of it.
     fn fan_out(
@@ -398,9 +390,7 @@ impl Core {
                 let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
                 self.index.matching(&self.engine, &update, targets);
                 targets.retain(|sub| {
-                    update.seq > sub.floor()
-                        && sub.may_read(&self.engine, &update)
-                        && sub.enqueue(Arc::clone(&update))
+                    sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update))
                 });
                 delivered += targets.len() as u64;
                 if let Slot::Effect(effect) = &slot {
@@ -426,10 +416,8 @@ impl Core {
 /// What happens once an update of the batch is fanned out.
 #[derive(Debug)]
 enum Slot {
-    /// Acknowledge the publisher.
-    Reply(oneshot::Sender<Result<Arc<Update>, HubError>>),
-    /// The publisher was acknowledged (the update is committed).
-    Answered,
+    /// Acknowledge the publisher (`None` once answered: the update is committed).
+    Reply(Option<oneshot::Sender<Result<Arc<Update>, HubError>>>),
     /// A subscription event: change the registry.
     Effect(Effect),
 }
@@ -443,7 +431,7 @@ fn take(
     match job {
         Job::Publish { update, reply } => {
             pending.push(update);
-            slots.push(Slot::Reply(reply));
+            slots.push(Slot::Reply(Some(reply)));
         }
         Job::Flush(done) => flushes.push(done),
         Job::Wake => {}

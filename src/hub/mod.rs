@@ -85,9 +85,6 @@ pub struct Subscription {
     pub subscriber: Arc<Subscriber>,
     /// Replay the retained updates with `after < seq <= until`.
     pub replay: Option<(u64, u64)>,
-    /// Live updates with `seq <= floor` are already covered by the replay (or predate the
-    /// subscription) and are skipped.
-    pub floor: u64,
     /// Value of the `Mercure-Last-Event-ID` response header, when a cursor was sent.
     pub last_event_id: Option<String>,
 }
@@ -130,12 +127,13 @@ impl Hub {
         options: HubOptions,
     ) -> Self {
         let presence = options.subscription_events.as_deref().map(Presence::new);
-        let core = Arc::new(Core::new(engine, history, presence));
+        let (core, fanned) = Core::new(engine, history, presence);
+        let core = Arc::new(core);
         let (jobs, rx) = mpsc::channel(JOB_QUEUE);
         let writer_core = Arc::clone(&core);
         let spawned = std::thread::Builder::new()
             .name("quicksilver-writer".into())
-            .spawn(move || writer_core.run_writer(rx));
+            .spawn(move || writer_core.run_writer(rx, fanned));
         if let Err(e) = spawned {
             // Publishes will then answer 503 (the job channel is closed), visibly in health.
             core.set_history_error(Some(format!("cannot start the writer thread: {e}")));
@@ -251,7 +249,6 @@ impl Hub {
         Ok(Subscription {
             subscriber,
             replay,
-            floor,
             last_event_id,
         })
     }

@@ -38,7 +38,6 @@ pub struct SseBody {
     hub: Arc<Hub>,
     sub: Arc<Subscriber>,
     replay: Option<(u64, u64)>,
-    floor: u64,
     /// Idle time before a heartbeat comment, in ms (0: none).
     heartbeat_ms: u32,
     started: bool,
@@ -69,7 +68,6 @@ impl SseBody {
             hub,
             sub,
             replay: subscription.replay,
-            floor: subscription.floor,
             heartbeat_ms: heartbeat.map_or(0, |h| {
                 u32::try_from(h.as_millis()).unwrap_or(u32::MAX).max(1)
             }),
@@ -156,9 +154,7 @@ impl SseBody {
         let mut out = Coalescer::default();
         while out.len() < MAX_FRAME {
             let Some(u) = self.sub.pop() else { break };
-            if u.seq > self.floor {
-                out.push(&u.frame);
-            }
+            out.push(&u.frame);
         }
         out.finish()
     }

@@ -44,14 +44,15 @@ pub struct Subscriber {
     deadline: Option<Instant>,
     /// Ends the connection when the stream cannot end by itself.
     connection: Option<Arc<ConnectionKill>>,
-    /// When the queue overflowed (`Millis`, at least 1; 0: it has not).
+    /// When the queue overflowed (a `millis_since_epoch` stamp, at least 1; 0: it has not).
     lagging_since_ms: AtomicU32,
     /// Other streams may share the connection (HTTP/2).
     shared_connection: bool,
-    /// When the stream last handed a frame (data or heartbeat) to the connection (`Millis`).
+    /// When the stream last handed a frame (data or heartbeat) to the connection (a
+    /// `millis_since_epoch` stamp).
     last_progress_ms: AtomicU32,
-    /// Updates up to this sequence were committed before the subscriber registered: they are
-    /// not queued for it (replay serves them when asked for). Set once, at registration.
+    /// Updates up to this sequence were committed before the subscriber registered: `enqueue`
+    /// refuses them (replay serves them when asked for). Set once, at registration.
     floor: AtomicU64,
     /// Its subscription events were published (active subscriptions on, not a `HEAD` probe):
     /// its removal publishes the `active: false` ones.
@@ -292,10 +293,12 @@ impl Subscriber {
     }
 
     /// `push` without the wake: true when the update was queued and the stream must be woken
-    /// (`wake`) — the writer wakes a whole fan-out after answering its publishers, so their
-    /// responses are scheduled ahead of the subscribers' writes.
+    /// (`wake`) — the writer enqueues a whole update before waking its streams. An update at or
+    /// below the floor is not queued: it was committed before the subscriber registered.
     pub fn enqueue(&self, update: Arc<Update>) -> bool {
-        if self.state.load(Ordering::Acquire) != CloseReason::Open as u8 {
+        if update.seq <= self.floor()
+            || self.state.load(Ordering::Acquire) != CloseReason::Open as u8
+        {
             return false;
         }
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
