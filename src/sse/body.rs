@@ -106,8 +106,8 @@ impl SseBody {
     }
 
     /// Whether the stream has been quiet for its heartbeat interval.
-    fn heartbeat_due(&self) -> bool {
-        self.heartbeat_ms != 0 && self.sub.quiet_ms(Instant::now()) >= u64::from(self.heartbeat_ms)
+    fn heartbeat_due(&self, now: Instant) -> bool {
+        self.heartbeat_ms != 0 && self.sub.quiet_ms(now) >= u64::from(self.heartbeat_ms)
     }
 
     /// Next replay frame, streaming from history; `None` when the replay is done.
@@ -184,7 +184,8 @@ impl Body for SseBody {
             this.started = true;
             return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(PREAMBLE)))));
         }
-        if this.past_deadline(Instant::now()) {
+        let now = Instant::now();
+        if this.past_deadline(now) {
             return this.end(StreamEnd::Deadline);
         }
         if this.sub.close_reason() == CloseReason::Shutdown {
@@ -218,7 +219,7 @@ impl Body for SseBody {
         if this.poll_expired(cx) {
             return this.end(StreamEnd::Deadline);
         }
-        if this.heartbeat_due() {
+        if this.heartbeat_due(now) {
             this.sub.mark_progress();
             return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(HEARTBEAT)))));
         }
