@@ -86,6 +86,8 @@ fn bench_fanout(c: &mut Criterion) {
                 .unwrap();
                 let u = validate(p, engine.hub()).unwrap();
                 rt.block_on(hub.publish(u)).unwrap();
+                // The publisher is answered at commit, before the fan-out: wait for it too.
+                rt.block_on(hub.flush());
                 // Drain so queues stay small and the measurement is push + pop per subscriber.
                 for s in &subs {
                     while s.subscriber.pop().is_some() {}
