@@ -55,6 +55,9 @@ struct Registered {
 pub(crate) struct Checked {
     /// `u64::MAX` when absent (compatibility mode only).
     pub(crate) exp: u64,
+    /// The first and the last whole second (Unix) at which these claims pass the `nbf` and
+    /// `exp` checks: what a cached verification is re-checked against.
+    pub(crate) valid: std::ops::RangeInclusive<u64>,
     pub(crate) sub: Option<String>,
     pub(crate) authorization_details: Option<Value>,
     /// The 0.x `mercure` claim (the namespaced one when both are present).
@@ -86,15 +89,23 @@ pub(crate) fn check_with(
     if now_f >= exp {
         return Err("token has expired (exp)".to_owned());
     }
+    let mut valid_from = 0;
     if let Some(nbf) = &claims.nbf {
-        if now_f < numeric_date("nbf", nbf)? {
+        let nbf = numeric_date("nbf", nbf)?;
+        if now_f < nbf {
             return Err("token is not yet valid (nbf)".to_owned());
         }
+        // `nbf <= now` holds from the first whole second at or after it (`as` saturates).
+        valid_from = nbf.ceil() as u64;
     }
+    // `now < exp` holds up to the last whole second before it; `now < exp` here, so
+    // `ceil(exp) >= 1` (and `as` saturates: an absent `exp` is infinite).
+    let valid = valid_from..=(exp.ceil() as u64).saturating_sub(1);
     let legacy = claims.mercure_namespaced.or(claims.mercure);
     let Some(audience) = audience else {
         return Ok(Checked {
             exp: exp as u64,
+            valid,
             sub: claims.sub,
             authorization_details: claims.authorization_details,
             legacy,
@@ -121,6 +132,7 @@ pub(crate) fn check_with(
         // `exp > now >= 0` here, and `as` saturates: a fractional `exp` rounds down, so a stream
         // closed at `exp` is never late.
         exp: exp as u64,
+        valid,
         sub: claims.sub,
         authorization_details: claims.authorization_details,
         legacy,

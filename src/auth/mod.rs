@@ -1,6 +1,7 @@
 //! Authorization: token presentation (header / cookie), JWS verification on `ring` with keys
 //! bound to issuers and algorithms, RFC 9068 claim checks, and `authorization_details` → `Grants`.
 //! Pure and sync; never logs or returns a token.
+mod cache;
 mod claims;
 mod fetch;
 mod grants;
@@ -217,5 +218,6 @@ pub struct Claims {
     /// accepts such tokens).
     pub exp: u64,
     pub sub: Option<String>,
-    pub grants: Grants,
+    /// Shared: a cached verification hands out the same grants to every request using it.
+    pub grants: std::sync::Arc<Grants>,
 }

@@ -613,7 +613,7 @@ fn empty_issuer_list_is_valid() {
 
 fn grants_of(details_value: Value) -> Result<Grants, String> {
     match verify(&hs256(), &hs(&details(details_value))) {
-        Ok(claims) => Ok(claims.grants),
+        Ok(claims) => Ok(Arc::unwrap_or_clone(claims.grants)),
         Err(AuthError::InvalidToken(reason)) => Err(reason),
         Err(other) => panic!("{other:?}"),
     }
@@ -1024,4 +1024,78 @@ fn jwks_sources_are_checked_at_start() {
     let errors = Verifier::new(&[config], engine()).unwrap_err();
     assert!(errors.iter().any(|e| e.contains("CA file")), "{errors:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// The verified-token cache (src/auth/cache.rs) must never widen what `verify` accepts: the
+// spec's token checks (`exp`, `nbf`, `aud`, the role's key) hold for a repeated token too.
+
+#[test]
+fn a_repeated_token_is_verified_once_and_shares_its_grants() {
+    let v = hs256();
+    let token = hs(&claims());
+    let first = verify(&v, &token).unwrap();
+    assert_eq!(v.cached_tokens(), 1);
+    let second = verify(&v, &token).unwrap();
+    assert!(
+        Arc::ptr_eq(&first.grants, &second.grants),
+        "served from the cache"
+    );
+    assert_eq!((first.exp, &first.sub), (second.exp, &second.sub));
+    assert_eq!(v.cached_tokens(), 1);
+}
+
+#[test]
+fn a_cached_token_still_expires_and_respects_nbf() {
+    let v = hs256();
+    // Fractional dates: valid from NOW + 1 (nbf NOW + 0.5) through NOW + 10 (exp NOW + 10.5).
+    let c = with(
+        with(claims(), "nbf", json!(NOW as f64 + 0.5)),
+        "exp",
+        json!(NOW as f64 + 10.5),
+    );
+    let token = hs(&c);
+    let at = |now| v.verify(&token, Role::Subscriber, AUD, now);
+    assert!(at(NOW).is_err(), "before nbf");
+    assert_eq!(v.cached_tokens(), 0, "a refused token is not cached");
+    assert!(at(NOW + 1).is_ok());
+    assert_eq!(v.cached_tokens(), 1);
+    assert!(
+        at(NOW + 10).is_ok(),
+        "last second before exp, from the cache"
+    );
+    // The clock stepping back before nbf: refused again (then verified in full, refused too).
+    assert!(at(NOW).is_err());
+    let expired = at(NOW + 11).unwrap_err();
+    assert!(format!("{expired:?}").contains("expired"), "{expired:?}");
+    assert_eq!(v.cached_tokens(), 0, "an expired entry is dropped");
+}
+
+#[test]
+fn a_cached_token_is_bound_to_its_audience_and_role() {
+    let other = generated(Algorithm::EdDSA);
+    let v = Verifier::new(
+        &[issuer(
+            ISS,
+            Some((SECRET, Algorithm::HS256)),
+            Some((&other.public, Algorithm::EdDSA)),
+        )],
+        engine(),
+    )
+    .unwrap();
+    let token = hs(&claims());
+    v.verify(&token, Role::Publisher, AUD, NOW).unwrap();
+    assert_eq!(v.cached_tokens(), 1);
+    // Same token, subscriber role: that role's key (EdDSA) must still refuse it.
+    assert!(v.verify(&token, Role::Subscriber, AUD, NOW).is_err());
+    // Same token and role, another hub's resource identifier.
+    let elsewhere = v
+        .verify(
+            &token,
+            Role::Publisher,
+            "https://other.example/.well-known/mercure",
+            NOW,
+        )
+        .unwrap_err();
+    assert!(format!("{elsewhere:?}").contains("aud"), "{elsewhere:?}");
+    assert!(v.verify(&token, Role::Publisher, AUD, NOW).is_ok());
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::cache::{TokenCache, TOKEN_CACHE_ENTRIES};
 use super::fetch::UrlKeys;
 use super::jwks::JwksKeys;
 use super::keys::VerifyKey;
@@ -21,6 +22,8 @@ pub struct Verifier {
     /// Compatibility mode (`--protocol-version-compatibility`): relaxed `typ`/`aud`/`exp`/`iss`
     /// checks and the 0.x `mercure` claim.
     compat: bool,
+    /// Tokens verified with a static key (a JWK Set can drop a key: those are always checked).
+    cache: TokenCache,
 }
 
 #[derive(Debug)]
@@ -111,6 +114,7 @@ impl Verifier {
                 issuers: loaded,
                 engine,
                 compat: false,
+                cache: TokenCache::new(TOKEN_CACHE_ENTRIES),
             })
         } else {
             Err(errors)
@@ -164,8 +168,23 @@ impl Verifier {
         audience: &str,
         now: u64,
     ) -> Result<Claims, AuthError> {
-        self.check(token, role, audience, now)
-            .map_err(AuthError::InvalidToken)
+        let key = TokenCache::key(token, role, audience);
+        if let Some(claims) = self.cache.get(&key, now) {
+            return Ok(claims);
+        }
+        let (claims, cacheable) = self
+            .check(token, role, audience, now)
+            .map_err(AuthError::InvalidToken)?;
+        if let Some(valid) = cacheable {
+            self.cache.insert(key, claims.clone(), valid);
+        }
+        Ok(claims)
+    }
+
+    /// Verified tokens currently cached.
+    #[cfg(test)]
+    pub(crate) fn cached_tokens(&self) -> usize {
+        self.cache.len()
     }
 
     /// The engine grants are compiled with (the one `Grants` checks must be given).
@@ -173,7 +192,15 @@ impl Verifier {
         &self.engine
     }
 
-    fn check(&self, token: &str, role: Role, audience: &str, now: u64) -> Result<Claims, String> {
+    /// Full validation; with the claims, the window in which the verification may be reused
+    /// (`Some` for a static key only).
+    fn check(
+        &self,
+        token: &str,
+        role: Role,
+        audience: &str,
+        now: u64,
+    ) -> Result<(Claims, Option<std::ops::RangeInclusive<u64>>), String> {
         let compact = jws::parse_with(token, !self.compat)?;
         let iss = claims::read_issuer_opt(&compact.payload)?;
         let known = iss.as_deref().and_then(|iss| self.issuers.get(iss));
@@ -200,6 +227,7 @@ impl Verifier {
                 role.name()
             )
         })?;
+        let cacheable = matches!(key, RoleKey::Static(_));
         match key {
             RoleKey::Static(key) => {
                 // RFC 8725 §3.1: the key's configured algorithm decides, the token only has to
@@ -236,10 +264,11 @@ impl Verifier {
             (None, Some(legacy)) if self.compat => grants::parse_legacy(legacy, &self.engine)?,
             (None, _) => Grants::default(),
         };
-        Ok(Claims {
+        let claims = Claims {
             exp: checked.exp,
             sub: checked.sub,
-            grants,
-        })
+            grants: Arc::new(grants),
+        };
+        Ok((claims, cacheable.then_some(checked.valid)))
     }
 }

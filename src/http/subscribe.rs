@@ -163,7 +163,7 @@ pub async fn handle<B: super::RequestBody>(
     }
 
     let deadline = deadline(state, claims.as_ref().map(|c| c.exp));
-    let grants = claims.map(|c| Arc::new(c.grants));
+    let grants = claims.map(|c| c.grants);
     let stream = StreamOptions {
         deadline,
         connection: Some(Arc::clone(&conn.kill)),
