@@ -1,6 +1,10 @@
 //! Volatile histories: `MemoryHistory`, a bounded ring of the last N updates with an id index,
 //! and `NoHistory`, which keeps nothing.
 use std::collections::{HashMap, VecDeque};
+
+/// Ids are hub-generated or publisher-chosen; foldhash is seeded per map, so chosen ids cannot
+/// aim at one bucket.
+type IdMap = HashMap<Box<str>, (u64, u32), foldhash::fast::RandomState>;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{History, HistoryError};
@@ -18,7 +22,7 @@ struct Ring {
     capacity: usize,
     events: VecDeque<Arc<Update>>,
     /// id → (sequence of its earliest retained occurrence, retained occurrences).
-    ids: HashMap<Box<str>, (u64, u32)>,
+    ids: IdMap,
     last_seq: u64,
 }
 
@@ -28,7 +32,7 @@ impl MemoryHistory {
             inner: Mutex::new(Ring {
                 capacity: capacity.max(1),
                 events: VecDeque::new(),
-                ids: HashMap::new(),
+                ids: IdMap::default(),
                 last_seq: 0,
             }),
         }

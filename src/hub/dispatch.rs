@@ -312,9 +312,9 @@ impl Core {
                         tracing::info!("history appends succeed again");
                         self.set_history_error(None);
                     }
-                    if self.acknowledge(&updates, &mut slots) {
+                    if self.acknowledge(&updates, &mut slots) && self.index.connected() > 0 {
                         // A woken request thread may have been queued on this CPU, behind the
-                        // fan-out: let it write its response first.
+                        // fan-out: let it write its response first (no fan-out, no yield).
                         std::thread::yield_now();
                     }
                     if let Some(seq) = self.fan_out(&mut updates, &mut slots, &mut targets) {

@@ -145,5 +145,19 @@ pub fn validate(p: Publication, hub: &HubUrl) -> Result<ValidUpdate, HubError> {
 
 /// A time-ordered hub-generated id.
 pub fn generate_id() -> String {
-    format!("urn:uuid:{}", uuid::Uuid::now_v7())
+    const PREFIX: &str = "urn:uuid:";
+    let mut id = String::with_capacity(PREFIX.len() + uuid::fmt::Hyphenated::LENGTH);
+    id.push_str(PREFIX);
+    // UUIDv7 (RFC 9562 §5.7): the millisecond clock, then 74 random bits from the thread-local
+    // CSPRNG (`Uuid::now_v7` would make a getrandom system call per id).
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    id.push_str(
+        uuid::Builder::from_unix_timestamp_millis(millis, &rand::random())
+            .into_uuid()
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    );
+    id
 }
