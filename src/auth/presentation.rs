@@ -109,12 +109,32 @@ fn bearer_token(value: &HeaderValue) -> Result<&str, AuthError> {
 }
 
 /// Three base64url parts, at least `MIN_COMPACT_JWS_LEN` long; the real checks come later.
+/// (On every authenticated request: one table lookup per byte.)
 fn looks_like_compact_jws(token: &str) -> bool {
-    token.len() >= MIN_COMPACT_JWS_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && token.bytes().filter(|&b| b == b'.').count() == 2
+    /// 0: not allowed, 1: base64url, 2: `.`.
+    const CLASS: [u8; 256] = {
+        let mut class = [0; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+                class[b] = 1;
+            }
+            b += 1;
+        }
+        class[b'.' as usize] = 2;
+        class
+    };
+    if token.len() < MIN_COMPACT_JWS_LEN {
+        return false;
+    }
+    let (mut invalid, mut dots) = (false, 0usize);
+    for b in token.bytes() {
+        let class = CLASS[b as usize];
+        invalid |= class == 0;
+        dots += usize::from(class == 2);
+    }
+    !invalid && dots == 2
 }
 
 /// The first non-empty value of cookie `name` in one `Cookie` header (`a=b; c=d`, RFC 6265 §4.2).
@@ -159,6 +179,23 @@ mod tests {
     ) -> Result<Option<(String, TokenSource)>, AuthError> {
         let map = headers(pairs);
         extract_token(&map, COOKIE_NAME).map(|c| c.map(|c| (c.token.to_owned(), c.source)))
+    }
+
+    #[test]
+    fn compact_jws_shape() {
+        assert!(looks_like_compact_jws(TOKEN));
+        let pad = "a".repeat(MIN_COMPACT_JWS_LEN);
+        for bad in [
+            "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0c2lnbmF0dXJl", // two parts
+            "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0.dXJl", // four
+            "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl=", // padding
+            "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0d+Jl", // base64, not base64url
+            "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dé",  // non-ASCII
+            "a.b.c",                                            // too short
+        ] {
+            assert!(!looks_like_compact_jws(bad), "{bad}");
+        }
+        assert!(looks_like_compact_jws(&format!("{pad}.-_.0Z")));
     }
 
     // Spec "Presenting the Access Token": the header wins over the cookie.
