@@ -7,7 +7,8 @@
 # Usage: run.sh [--h2-scale] [--quick]
 #   --h2-scale  also run the heavy HTTP/2 scale goal (250,000 streams over 2,500 connections)
 #   --quick     1,000 subscribers instead of 10,000 (a smoke test of the script, ~2 min)
-# Env: SUBS (10000), QS_PORT (3910), NCHAN_PORT (3920): both servers listen on 127.0.0.1 only.
+# Env: SUBS (10000), QS_PORT (3910), NCHAN_PORT (3920; nginx also answers a canned 200 on
+# NCHAN_PORT + 2, the ceiling of the publish-throughput goal): all on 127.0.0.1 only.
 # Every fleet run is bounded by its own --timeout; servers started here are stopped on exit.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +27,7 @@ qs_port="${QS_PORT:-3910}"
 qs_tls_port=$((qs_port + 1))
 nchan_port="${NCHAN_PORT:-3920}"
 nchan_tls_port=$((nchan_port + 1))
+floor_port=$((nchan_port + 2))
 small=$((subs / 10))
 # Idle memory is sampled this long after the last connect: past khugepaged's scan period (10 s
 # by default), which can make freed memory resident again (see src/alloc.rs).
@@ -102,7 +104,7 @@ start_nchan() { # fresh nginx master + 2 workers with the scenario's config, all
     stop_nchan
     local dir="$tmp/nginx-$RANDOM"
     mkdir -p "$dir"
-    sed -e "s#@DIR@#$dir#g; s#@PORT@#$nchan_port#g; s#@TLS_PORT@#$nchan_tls_port#g; s#@CERTS@#$root/certs-dev#g" \
+    sed -e "s#@DIR@#$dir#g; s#@PORT@#$nchan_port#g; s#@TLS_PORT@#$nchan_tls_port#g; s#@FLOOR_PORT@#$floor_port#g; s#@CERTS@#$root/certs-dev#g" \
         "$here/nchan.conf" >"$dir/nginx.conf"
     "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
     wait_port "$nchan_port"
@@ -125,6 +127,8 @@ fleet() { # $1 = server (qs|nchan), $2 = run name, rest = qs-fleet options
     local target=(--target mercure --url "http://127.0.0.1:$qs_port" --pub-token "$pub_token" --server-pid "$qs_pid")
     if [ "$server" = nchan ]; then
         target=(--target nchan --url "http://127.0.0.1:$nchan_port" --server-pid-cmd "echo $nginx_master; pgrep -P $nginx_master")
+    elif [ "$server" = floor ]; then
+        target=(--target nchan --url "http://127.0.0.1:$floor_port" --server-pid-cmd "echo $nginx_master; pgrep -P $nginx_master")
     fi
     echo "== $server $name: $*" >&2
     "$fleet_bin" "${target[@]}" --label "$server-$name" --quiet --out "$out/$server-$name.json" "$@" \
@@ -150,6 +154,10 @@ for server in qs nchan; do
     # Goal 4: no subscribers: publish latency at 5/s, then 8 keep-alive publishers back to back.
     fleet "$server" pub-latency-0 --subscribers 0 --publishers 1 --rate 5 --duration 30 --timeout 90
     fleet "$server" pub-throughput --subscribers 0 --publishers 8 --duration 10 --timeout 60
+    if [ "$server" = nchan ]; then
+        # The ceiling of that goal: nginx answering the same load with a canned 200.
+        fleet floor pub-throughput --subscribers 0 --publishers 8 --duration 10 --timeout 60
+    fi
     # Goal 1, TLS: fresh server, N idle HTTP/1.1 subscribers over TLS.
     start
     # shellcheck disable=SC2046

@@ -81,6 +81,8 @@ row("4 publishers", "publish throughput, 8 keep-alive publishers, 0 subscribers,
 mem = lambda run: get(step(load("qs", run)), "publish")
 row("4 publishers", "same, Quicksilver with --history memory (nchan keeps messages in memory too)", "req/s",
     get(mem("pub-throughput-memory"), "rate"), get(step(load("nchan", "pub-throughput")), "publish", "rate"), lower=False)
+row("4 publishers", "ceiling of this machine: nginx answering the same load with a canned 200 (no auth, parsing or storage), in the Quicksilver column", "req/s",
+    get(step(load("floor", "pub-throughput")), "publish", "rate"), get(step(load("nchan", "pub-throughput")), "publish", "rate"), lower=False)
 row("4 publishers", "publish p99, 0 subscribers, 5/s, Quicksilver with --history memory", "ms",
     get(mem("pub-latency-0-memory"), "latency", "p99_ms"),
     get(step(load("nchan", "pub-latency-0")), "publish", "latency", "p99_ms"))
