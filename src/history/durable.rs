@@ -1,7 +1,8 @@
 //! `LogHistory`: the `History` backed by the embedded durable `EventLog`. A batch is appended
 //! and made durable with one `fdatasync`; retention runs at most once a second between batches.
-//! The engine sits behind a read-write lock: appends hold it for the write and the sync,
-//! lookups and replay reads share it.
+//! The engine sits behind a read-write lock: appends hold it to buffer a batch and to apply
+//! its commit, not during the write and `fdatasync` (see `EventLog::begin_commit`); lookups
+//! and replay reads share it.
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -63,15 +64,24 @@ fn unavailable(e: std::io::Error) -> HistoryError {
 impl History for LogHistory {
     fn append_batch(&self, batch: &[Arc<Update>]) -> Result<(), HistoryError> {
         let now = unix_ms();
-        let mut log = self.write();
-        // `append` does I/O only when it opens a segment, which happens only with nothing
-        // pending, so an error here cannot leave part of this batch pending; a failed `sync`
-        // discards the whole batch (the engine truncates back to its last commit).
-        for update in batch {
-            log.append(&StoredEvent::from_update(update, now))
-                .map_err(unavailable)?;
-        }
-        log.sync().map_err(unavailable)
+        let group = {
+            let mut log = self.write();
+            // `append` does I/O only when it opens a segment, which happens only with nothing
+            // pending, so an error here cannot leave part of this batch pending; a failed write
+            // discards the whole batch (the engine truncates back to its last commit).
+            for update in batch {
+                log.append(&StoredEvent::from_update(update, now))
+                    .map_err(unavailable)?;
+            }
+            log.begin_commit(true).map_err(unavailable)?
+        };
+        let Some(mut group) = group else {
+            return Ok(());
+        };
+        // Written and fdatasync'd without the lock: lookups and replay reads (on the request
+        // threads) only see committed records, so they go on during the sync.
+        let written = group.write();
+        self.write().end_commit(group, written).map_err(unavailable)
     }
 
     fn last_seq(&self) -> u64 {

@@ -1,6 +1,8 @@
 //! `history/log`: the embedded durable history, a segmented append-only log in a data directory.
 //! A synchronous engine driven by one writer (append, group `sync`, `trim`); it spawns nothing
-//! and knows nothing of async: the hub's writer task owns it and decides when to commit.
+//! and knows nothing of async: the hub's writer task owns it and decides when to commit. A
+//! commit can also be split (`begin_commit`, `Group::write`, `end_commit`) so the write and
+//! `fdatasync` run while readers use the log.
 //!
 //! # On disk
 //! The directory holds segment files named by their first sequence, `{first_seq:020}.log`. A
@@ -44,6 +46,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -193,8 +196,46 @@ pub struct EventLog {
     unsynced: bool,
     /// A failed commit could not truncate the active segment: bytes past `len` may be garbage.
     needs_repair: bool,
+    /// A group taken by `begin_commit` and not yet ended: no append, roll or trim meanwhile.
+    in_flight: bool,
     #[cfg(test)]
     fault: tests::Fault,
+}
+
+/// A commit group taken out of the log by [`EventLog::begin_commit`], written by
+/// [`Group::write`] (no access to the log needed) and applied by [`EventLog::end_commit`].
+#[derive(Debug)]
+pub struct Group {
+    file: Arc<File>,
+    /// Where the group starts in the active segment (its committed length).
+    at: u64,
+    bytes: Vec<u8>,
+    /// (id hash, offset in the active segment, unix_ms) of each record.
+    recs: Vec<(u64, u64, u64)>,
+    durable: bool,
+    #[cfg(test)]
+    fault: tests::Fault,
+}
+
+impl Group {
+    /// Writes the group after the committed end of the active segment, then `fdatasync`s it
+    /// for a durable commit. Readers never look past the committed end, so this may run while
+    /// they read.
+    pub fn write(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(e) = self.fault.before_write(&self.file, self.at, &self.bytes) {
+            return Err(e);
+        }
+        self.file.write_all_at(&self.bytes, self.at)?;
+        #[cfg(test)]
+        if let Some(e) = self.fault.before_sync() {
+            return Err(e);
+        }
+        if self.durable {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
 }
 
 impl EventLog {
@@ -274,6 +315,7 @@ impl EventLog {
             pending_recs: Vec::new(),
             unsynced: false,
             needs_repair: false,
+            in_flight: false,
             #[cfg(test)]
             fault: tests::Fault::default(),
         };
@@ -309,6 +351,7 @@ impl EventLog {
     /// Buffers `ev` in the current group; nothing is written until `sync` or `flush`.
     /// `ev.seq` must be `last_seq() + 1`. See the module docs for what an error means.
     pub fn append(&mut self, ev: &StoredEvent) -> io::Result<()> {
+        self.not_in_flight()?;
         let expected = self.last_seq() + 1;
         if ev.seq != expected {
             return Err(io::Error::new(
@@ -360,18 +403,59 @@ impl EventLog {
     }
 
     fn commit(&mut self, durable: bool) -> io::Result<()> {
+        let Some(mut group) = self.begin_commit(durable)? else {
+            return Ok(());
+        };
+        let written = group.write();
+        self.end_commit(group, written)
+    }
+
+    /// `sync`/`flush` in three steps, so a caller can write and `fdatasync` the group without
+    /// holding the log (readers keep reading committed records meanwhile): this takes the
+    /// pending group (`None`: nothing to write; a durable commit then syncs an earlier flush
+    /// here), [`Group::write`] writes it, [`EventLog::end_commit`] applies the outcome. Until
+    /// then `append`, `trim` and another `begin_commit` fail.
+    pub fn begin_commit(&mut self, durable: bool) -> io::Result<Option<Group>> {
+        self.not_in_flight()?;
         if self.pending.is_empty() {
             if durable && self.unsynced {
                 self.active().file.sync_data()?;
                 self.unsynced = false;
             }
-            return Ok(());
+            return Ok(None);
         }
-        let at = self.active().len;
-        let res = self.write_group(at, durable);
-        if let Err(e) = res {
-            self.pending.clear();
-            self.pending_recs.clear();
+        self.in_flight = true;
+        Ok(Some(Group {
+            file: Arc::clone(&self.active().file),
+            at: self.active().len,
+            bytes: std::mem::take(&mut self.pending),
+            recs: std::mem::take(&mut self.pending_recs),
+            durable,
+            #[cfg(test)]
+            fault: std::mem::take(&mut self.fault),
+        }))
+    }
+
+    /// Applies a group's write outcome: on success its records become committed (visible to
+    /// readers, durable if it was a durable commit); on error the whole group is discarded
+    /// and the active segment truncated back (see the module docs). Returns `written`.
+    pub fn end_commit(&mut self, group: Group, written: io::Result<()>) -> io::Result<()> {
+        let Group {
+            at,
+            mut bytes,
+            mut recs,
+            durable,
+            ..
+        } = group;
+        #[cfg(test)]
+        {
+            self.fault = group.fault;
+        }
+        self.in_flight = false;
+        if let Err(e) = written {
+            bytes.clear();
+            recs.clear();
+            (self.pending, self.pending_recs) = (bytes, recs);
             #[cfg(test)]
             if self.fault.skip_truncate() {
                 self.needs_repair = true;
@@ -382,40 +466,29 @@ impl EventLog {
             }
             return Err(e);
         }
-        let written = self.pending.len() as u64;
         let last = self.segments.len() - 1;
         let active = &mut self.segments[last];
-        for &(hash, offset, unix_ms) in &self.pending_recs {
+        for &(hash, offset, unix_ms) in &recs {
             let seq = active.last_seq() + 1;
             active.push(offset, hash, unix_ms);
             self.ids.insert(hash, seq);
         }
-        active.len += written;
-        self.events += self.pending_recs.len() as u64;
-        self.bytes += written;
-        self.pending.clear();
-        self.pending_recs.clear();
+        active.len += bytes.len() as u64;
+        self.events += recs.len() as u64;
+        self.bytes += bytes.len() as u64;
+        bytes.clear();
+        recs.clear();
+        // The buffers go back for the next group (no allocation per commit).
+        (self.pending, self.pending_recs) = (bytes, recs);
         self.unsynced = !durable;
         Ok(())
     }
 
-    fn write_group(&mut self, at: u64, durable: bool) -> io::Result<()> {
-        #[cfg(test)]
-        if let Some(e) = self.fault.before_write(
-            &self.segments[self.segments.len() - 1].file,
-            at,
-            &self.pending,
-        ) {
-            return Err(e);
-        }
-        let file = &self.segments[self.segments.len() - 1].file;
-        file.write_all_at(&self.pending, at)?;
-        #[cfg(test)]
-        if let Some(e) = self.fault.before_sync() {
-            return Err(e);
-        }
-        if durable {
-            file.sync_data()?;
+    fn not_in_flight(&self) -> io::Result<()> {
+        if self.in_flight {
+            return Err(io::Error::other(
+                "history log: a commit group is still being written",
+            ));
         }
         Ok(())
     }
@@ -529,6 +602,7 @@ impl EventLog {
     /// (see [`LogConfig`]); returns the number of events dropped. Empty sealed segments (left by
     /// damage) are always deleted.
     pub fn trim(&mut self, now_unix_ms: u64) -> io::Result<u64> {
+        self.not_in_flight()?;
         let max_age_ms = self
             .cfg
             .max_age

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::record::{self, Parsed, MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 
@@ -15,7 +16,8 @@ const CHUNK: usize = 64 << 10;
 #[derive(Debug)]
 pub struct Segment {
     pub path: PathBuf,
-    pub file: File,
+    /// Shared with a commit group being written outside the log's lock (`EventLog::begin_commit`).
+    pub file: Arc<File>,
     /// From the file name; records in the segment are exactly `first_seq ..= last_seq()`.
     pub first_seq: u64,
     /// Committed length in bytes (header included); everything past it is garbage.
@@ -32,7 +34,7 @@ impl Segment {
     pub fn new(path: PathBuf, file: File, first_seq: u64) -> Self {
         Self {
             path,
-            file,
+            file: Arc::new(file),
             first_seq,
             len: SEGMENT_HEADER_LEN,
             offsets: Vec::new(),

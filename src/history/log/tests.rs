@@ -714,3 +714,54 @@ proptest! {
         run_model(ops, segment_bytes);
     }
 }
+
+// A group written outside the log's lock (`begin_commit` / `Group::write` / `end_commit`, what
+// `LogHistory` does so replays go on during the fdatasync): readers see only committed records
+// until the group ends, nothing else may change the log meanwhile, and a failed write is
+// discarded as with `sync`.
+#[test]
+fn group_written_outside_the_log() {
+    let d = TempDir::new("group");
+    let cfg = d.cfg(DEFAULT_SEGMENT_BYTES);
+    let (mut log, _) = open(&cfg);
+    let first: Vec<_> = (1..=3).map(|s| ev(s, &format!("e{s}"), 40, s)).collect();
+    for e in &first {
+        log.append(e).unwrap();
+    }
+    log.sync().unwrap();
+    let second: Vec<_> = (4..=6).map(|s| ev(s, &format!("e{s}"), 40, s)).collect();
+    for e in &second {
+        log.append(e).unwrap();
+    }
+    let mut group = log.begin_commit(true).unwrap().expect("a pending group");
+    group.write().unwrap();
+    // Written and synced, not yet applied: invisible, and the log refuses other changes.
+    assert_eq!(read_all(&log), first);
+    assert_eq!(log.lookup("e5"), None);
+    assert_eq!((log.last_seq(), log.committed_seq()), (3, 3));
+    assert!(log.append(&ev(4, "x", 1, 4)).is_err());
+    assert!(log.begin_commit(true).is_err());
+    assert!(log.trim(u64::MAX).is_err());
+    log.end_commit(group, Ok(())).unwrap();
+    assert_eq!(read_all(&log), [first.clone(), second.clone()].concat());
+    assert_eq!(log.lookup("e5"), Some(5));
+    assert!(log.begin_commit(true).unwrap().is_none(), "nothing pending");
+
+    // A failed write: the group is discarded, the segment cut back, the log usable again.
+    log.append(&ev(7, "e7", 40, 7)).unwrap();
+    log.fault.fail_sync = true;
+    let mut group = log.begin_commit(true).unwrap().expect("a pending group");
+    let written = group.write();
+    assert!(written.is_err());
+    assert!(log.end_commit(group, written).is_err());
+    assert_eq!((log.last_seq(), log.committed_seq()), (6, 6));
+    log.append(&ev(7, "e7", 40, 7)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let (log, rep) = open(&cfg);
+    assert_eq!(
+        rep.truncated_bytes, 0,
+        "the failed group was cut before the retry"
+    );
+    assert_eq!(seqs(&read_all(&log)), (1..=7).collect::<Vec<_>>());
+}
