@@ -23,7 +23,7 @@ pub struct Verifier {
     /// checks and the 0.x `mercure` claim.
     compat: bool,
     /// Tokens verified with a static key (a JWK Set can drop a key: those are always checked).
-    cache: TokenCache,
+    cache: Option<TokenCache>,
 }
 
 #[derive(Debug)]
@@ -114,7 +114,7 @@ impl Verifier {
                 issuers: loaded,
                 engine,
                 compat: false,
-                cache: TokenCache::new(TOKEN_CACHE_ENTRIES),
+                cache: Some(TokenCache::new(TOKEN_CACHE_ENTRIES)),
             })
         } else {
             Err(errors)
@@ -126,6 +126,12 @@ impl Verifier {
     /// `mercure` claim. Algorithm pinning and key binding are unchanged.
     pub fn with_compat(mut self, compat: bool) -> Self {
         self.compat = compat;
+        self
+    }
+    /// Remembers up to `entries` verified tokens (the default is `TOKEN_CACHE_ENTRIES`); `0`
+    /// verifies every presentation in full.
+    pub fn with_token_cache(mut self, entries: usize) -> Self {
+        self.cache = (entries > 0).then(|| TokenCache::new(entries));
         self
     }
     /// Every JWK Set source with its health, as (issuer, role, status), sorted.
@@ -168,15 +174,21 @@ impl Verifier {
         audience: &str,
         now: u64,
     ) -> Result<Claims, AuthError> {
+        let Some(cache) = &self.cache else {
+            return Ok(self
+                .check(token, role, audience, now)
+                .map_err(AuthError::InvalidToken)?
+                .0);
+        };
         let key = TokenCache::key(token, role, audience);
-        if let Some(claims) = self.cache.get(&key, now) {
+        if let Some(claims) = cache.get(&key, now) {
             return Ok(claims);
         }
         let (claims, cacheable) = self
             .check(token, role, audience, now)
             .map_err(AuthError::InvalidToken)?;
         if let Some(valid) = cacheable {
-            self.cache.insert(key, claims.clone(), valid);
+            cache.insert(key, claims.clone(), valid);
         }
         Ok(claims)
     }
@@ -184,7 +196,7 @@ impl Verifier {
     /// Verified tokens currently cached.
     #[cfg(test)]
     pub(crate) fn cached_tokens(&self) -> usize {
-        self.cache.len()
+        self.cache.as_ref().map_or(0, TokenCache::len)
     }
 
     /// The engine grants are compiled with (the one `Grants` checks must be given).
