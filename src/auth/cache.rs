@@ -4,12 +4,17 @@
 use std::ops::RangeInclusive;
 
 use quick_cache::sync::Cache;
+use quick_cache::Weighter;
 use ring::digest;
 
 use super::{Claims, Role};
 
-/// Verified tokens remembered (least recently used ones go first).
-pub const TOKEN_CACHE_ENTRIES: usize = 4096;
+/// Default budget: cached tokens' lengths (plus `ENTRY_OVERHEAD` each) add up to at most this.
+pub const TOKEN_CACHE_BYTES: u64 = 4 << 20;
+/// Longer tokens are always verified in full (and never hashed for a lookup).
+pub const MAX_CACHED_TOKEN_LEN: usize = 4096;
+/// What an entry costs beyond its token's length in the budget (key, claims, bookkeeping).
+const ENTRY_OVERHEAD: u32 = 256;
 
 /// Key: SHA-256 of the role, the audience and the token. A digest, not the token, so a probe
 /// compares digests (nothing about a cached token's bytes leaks through comparison timing) and
@@ -20,25 +25,58 @@ type Key = [u8; 32];
 struct Entry {
     claims: Claims,
     valid: RangeInclusive<u64>,
+    weight: u32,
+}
+
+#[derive(Debug, Clone)]
+struct ByWeight;
+
+impl Weighter<Key, Entry> for ByWeight {
+    fn weight(&self, _: &Key, entry: &Entry) -> u64 {
+        u64::from(entry.weight)
+    }
 }
 
 #[derive(Debug)]
 pub(super) struct TokenCache {
-    entries: Cache<Key, Entry>,
+    entries: Cache<Key, Entry, ByWeight>,
+    budget: u64,
 }
 
 impl TokenCache {
-    pub(super) fn new(capacity: usize) -> Self {
+    /// A cache holding at most `budget` bytes of tokens (see `ENTRY_OVERHEAD`).
+    pub(super) fn new(budget: u64) -> Self {
+        let typical = 512 + u64::from(ENTRY_OVERHEAD);
         Self {
-            entries: Cache::new(capacity.max(1)),
+            entries: Cache::with_weighter(
+                usize::try_from(budget / typical)
+                    .unwrap_or(usize::MAX)
+                    .max(1),
+                budget.max(1),
+                ByWeight,
+            ),
+            budget,
         }
     }
 
-    pub(super) fn key(token: &str, role: Role, audience: &str) -> Key {
+    /// An empty cache with the same budget.
+    pub(super) fn emptied(&self) -> Self {
+        Self::new(self.budget)
+    }
+
+    /// Whether `token` may be looked up or cached at all.
+    pub(super) fn accepts(token: &str) -> bool {
+        token.len() <= MAX_CACHED_TOKEN_LEN
+    }
+
+    /// `audience` is `None` when the verification does not depend on it (compatibility mode).
+    pub(super) fn key(token: &str, role: Role, audience: Option<&str>) -> Key {
         let mut ctx = digest::Context::new(&digest::SHA256);
+        // Role names are fixed ASCII words and the audience comes from an HTTP authority or
+        // the configuration (no NUL): the NUL separators make the triple unambiguous.
         ctx.update(role.name().as_bytes());
         ctx.update(&[0]);
-        ctx.update(audience.as_bytes());
+        ctx.update(audience.unwrap_or("").as_bytes());
         ctx.update(&[0]);
         ctx.update(token.as_bytes());
         let mut key = [0; 32];
@@ -59,8 +97,24 @@ impl TokenCache {
         None
     }
 
-    pub(super) fn insert(&self, key: Key, claims: Claims, valid: RangeInclusive<u64>) {
-        self.entries.insert(key, Entry { claims, valid });
+    /// Caches `claims` of `token` (which `accepts`), valid for the whole seconds in `valid`.
+    /// Claims carrying payloads are not cached: a payload is arbitrary JSON, possibly far
+    /// larger in memory than in the token, and only subscribers (once per connection) use it.
+    pub(super) fn insert(&self, key: Key, token: &str, claims: Claims, valid: RangeInclusive<u64>) {
+        if claims.grants.has_payloads() {
+            return;
+        }
+        let weight = u32::try_from(token.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(ENTRY_OVERHEAD);
+        self.entries.insert(
+            key,
+            Entry {
+                claims,
+                valid,
+                weight,
+            },
+        );
     }
 
     #[cfg(test)]

@@ -100,7 +100,8 @@ pub(crate) fn check_with(
     }
     // `now < exp` holds up to the last whole second before it; `now < exp` here, so
     // `ceil(exp) >= 1` (and `as` saturates: an absent `exp` is infinite).
-    let valid = valid_from..=(exp.ceil() as u64).saturating_sub(1);
+    // Capped at 2^53 s, where `now as f64` stops being exact (some 285 million years away).
+    let valid = valid_from..=(exp.ceil() as u64).saturating_sub(1).min(1 << 53);
     let legacy = claims.mercure_namespaced.or(claims.mercure);
     let Some(audience) = audience else {
         return Ok(Checked {

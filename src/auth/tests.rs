@@ -1057,12 +1057,10 @@ fn a_cached_token_still_expires_and_respects_nbf() {
     let at = |now| v.verify(&token, Role::Subscriber, AUD, now);
     assert!(at(NOW).is_err(), "before nbf");
     assert_eq!(v.cached_tokens(), 0, "a refused token is not cached");
-    assert!(at(NOW + 1).is_ok());
+    let first = at(NOW + 1).unwrap();
     assert_eq!(v.cached_tokens(), 1);
-    assert!(
-        at(NOW + 10).is_ok(),
-        "last second before exp, from the cache"
-    );
+    let last = at(NOW + 10).expect("last second before exp");
+    assert!(Arc::ptr_eq(&first.grants, &last.grants), "from the cache");
     // The clock stepping back before nbf: refused again (then verified in full, refused too).
     assert!(at(NOW).is_err());
     let expired = at(NOW + 11).unwrap_err();
@@ -1098,4 +1096,117 @@ fn a_cached_token_is_bound_to_its_audience_and_role() {
         .unwrap_err();
     assert!(format!("{elsewhere:?}").contains("aud"), "{elsewhere:?}");
     assert!(v.verify(&token, Role::Publisher, AUD, NOW).is_ok());
+}
+
+#[test]
+fn a_cached_token_is_refused_at_exactly_its_integer_exp() {
+    let v = hs256();
+    let token = hs(&with(claims(), "exp", json!(NOW + 10)));
+    let first = v.verify(&token, Role::Subscriber, AUD, NOW).unwrap();
+    let last = v.verify(&token, Role::Subscriber, AUD, NOW + 9).unwrap();
+    assert!(Arc::ptr_eq(&first.grants, &last.grants), "from the cache");
+    let at_exp = v
+        .verify(&token, Role::Subscriber, AUD, NOW + 10)
+        .unwrap_err();
+    assert!(format!("{at_exp:?}").contains("expired"), "{at_exp:?}");
+}
+
+#[test]
+fn compatibility_mode_caches_per_rules_not_per_audience() {
+    // 0.x token: no aud, no exp, the `mercure` claim.
+    let legacy = json!({"iss": ISS, "mercure": {"subscribe": ["*"]}});
+    let token = hs(&legacy);
+    let strict = hs256();
+    assert!(
+        verify(&strict, &token).is_err(),
+        "strict mode needs aud and exp"
+    );
+    let compat = hs256().with_compat(true);
+    let a = compat.verify(&token, Role::Subscriber, AUD, NOW).unwrap();
+    let b = compat
+        .verify(
+            &token,
+            Role::Subscriber,
+            "https://other.example/.well-known/mercure",
+            NOW,
+        )
+        .unwrap();
+    assert!(
+        Arc::ptr_eq(&a.grants, &b.grants),
+        "aud is not checked: one entry"
+    );
+    assert_eq!(compat.cached_tokens(), 1);
+    // Switching the rules forgets what the other rules accepted.
+    let strict_again = compat.with_compat(false);
+    assert_eq!(strict_again.cached_tokens(), 0);
+    assert!(verify(&strict_again, &token).is_err());
+}
+
+#[test]
+fn tokens_with_payloads_or_oversized_are_verified_every_time() {
+    let v = hs256();
+    let with_payload = hs(&details(json!([{
+        "type": MERCURE,
+        "actions": ["subscribe"],
+        "topics": [{"match": "*"}],
+        "payload": {"user": "alice"},
+    }])));
+    assert!(verify(&v, &with_payload).is_ok());
+    let long = hs(&with(claims(), "padding", json!("x".repeat(5000))));
+    assert!(long.len() > cache::MAX_CACHED_TOKEN_LEN);
+    assert!(verify(&v, &long).is_ok());
+    assert_eq!(v.cached_tokens(), 0);
+    // The control: an ordinary token is cached by the same verifier.
+    assert!(verify(&v, &hs(&claims())).is_ok());
+    assert_eq!(v.cached_tokens(), 1);
+}
+
+// A JWK Set can lose a key (rotation): a token it verified is never answered from the cache.
+#[test]
+fn jwk_set_tokens_are_not_cached() {
+    let dir = std::env::temp_dir().join(format!("quicksilver-jwks-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("jwks.json");
+    // The public half of the p256 fixture as a JWK: the SPKI ends with the 64 bytes of x, y.
+    let der = STANDARD
+        .decode(
+            P256_PUBLIC
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .unwrap();
+    let point = &der[der.len() - 64..];
+    let jwk = |kid: &str| {
+        json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
+            "x": URL_SAFE_NO_PAD.encode(&point[..32]),
+            "y": URL_SAFE_NO_PAD.encode(&point[32..]),
+        }]})
+        .to_string()
+    };
+    std::fs::write(&path, jwk("k1")).unwrap();
+    let mut config = issuer(ISS, None, None);
+    config.subscriber_jwks = Some(JwksSource::File(path.clone()));
+    let v = Verifier::new(&[config], engine()).unwrap();
+    let token = raw(
+        r#"{"alg":"ES256","typ":"at+jwt","kid":"k1"}"#,
+        &claims(),
+        P256_PRIVATE,
+        Algorithm::ES256,
+    );
+    assert!(verify(&v, &token).is_ok());
+    assert_eq!(v.cached_tokens(), 0);
+    // Rotated: the key now only under k2 (a different size, so the change is seen); a k2 token
+    // makes the verifier re-read the set. Then the very same k1 token string is refused.
+    std::fs::write(&path, jwk("k2") + " ").unwrap();
+    let k2 = raw(
+        r#"{"alg":"ES256","typ":"at+jwt","kid":"k2"}"#,
+        &claims(),
+        P256_PRIVATE,
+        Algorithm::ES256,
+    );
+    assert!(verify(&v, &k2).is_ok());
+    assert!(verify(&v, &token).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
 }

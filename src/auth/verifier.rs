@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::cache::{TokenCache, TOKEN_CACHE_ENTRIES};
+use super::cache::{TokenCache, TOKEN_CACHE_BYTES};
 use super::fetch::UrlKeys;
 use super::jwks::JwksKeys;
 use super::keys::VerifyKey;
@@ -114,7 +114,7 @@ impl Verifier {
                 issuers: loaded,
                 engine,
                 compat: false,
-                cache: Some(TokenCache::new(TOKEN_CACHE_ENTRIES)),
+                cache: Some(TokenCache::new(TOKEN_CACHE_BYTES)),
             })
         } else {
             Err(errors)
@@ -126,12 +126,14 @@ impl Verifier {
     /// `mercure` claim. Algorithm pinning and key binding are unchanged.
     pub fn with_compat(mut self, compat: bool) -> Self {
         self.compat = compat;
+        // What was verified under the other rules must be verified again.
+        self.cache = self.cache.as_ref().map(TokenCache::emptied);
         self
     }
-    /// Remembers up to `entries` verified tokens (the default is `TOKEN_CACHE_ENTRIES`); `0`
-    /// verifies every presentation in full.
-    pub fn with_token_cache(mut self, entries: usize) -> Self {
-        self.cache = (entries > 0).then(|| TokenCache::new(entries));
+    /// Remembers verified tokens up to `bytes` of them (the default is 4 MiB, see
+    /// `auth::cache`); `0` verifies every presentation in full.
+    pub fn with_token_cache(mut self, bytes: u64) -> Self {
+        self.cache = (bytes > 0).then(|| TokenCache::new(bytes));
         self
     }
     /// Every JWK Set source with its health, as (issuer, role, status), sorted.
@@ -166,7 +168,9 @@ impl Verifier {
     }
     /// Full validation: signature with the key of the issuer named by `iss` for `role` only,
     /// `typ` at+jwt, algorithm pinning, `exp` (required) and `nbf` against `now` (Unix seconds),
-    /// `aud` containing `audience`, then strict `authorization_details` parsing.
+    /// `aud` containing `audience`, then strict `authorization_details` parsing. A token that
+    /// passed it with a static key is answered from the verified-token cache afterwards, with
+    /// `nbf`/`exp` re-checked against `now` (`auth::cache`).
     pub fn verify(
         &self,
         token: &str,
@@ -174,13 +178,15 @@ impl Verifier {
         audience: &str,
         now: u64,
     ) -> Result<Claims, AuthError> {
-        let Some(cache) = &self.cache else {
+        let cache = self.cache.as_ref().filter(|_| TokenCache::accepts(token));
+        let Some(cache) = cache else {
             return Ok(self
                 .check(token, role, audience, now)
                 .map_err(AuthError::InvalidToken)?
                 .0);
         };
-        let key = TokenCache::key(token, role, audience);
+        // Compatibility mode does not check `aud`: the same verification for every audience.
+        let key = TokenCache::key(token, role, (!self.compat).then_some(audience));
         if let Some(claims) = cache.get(&key, now) {
             return Ok(claims);
         }
@@ -188,7 +194,7 @@ impl Verifier {
             .check(token, role, audience, now)
             .map_err(AuthError::InvalidToken)?;
         if let Some(valid) = cacheable {
-            cache.insert(key, claims.clone(), valid);
+            cache.insert(key, token, claims.clone(), valid);
         }
         Ok(claims)
     }
