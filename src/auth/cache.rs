@@ -15,6 +15,10 @@ pub const TOKEN_CACHE_BYTES: u64 = 4 << 20;
 pub const MAX_CACHED_TOKEN_LEN: usize = 4096;
 /// What an entry costs beyond its token's length in the budget (key, claims, bookkeeping).
 const ENTRY_OVERHEAD: u32 = 256;
+/// A token whose grants carry payloads counts this many times its length: a payload is
+/// arbitrary JSON, kept parsed, which can take ~12× its encoded size (a 25 KiB object of 2,300
+/// small keys measured ~310 KiB).
+const PAYLOAD_WEIGHT_FACTOR: u32 = 16;
 
 /// Key: SHA-256 of the role, the audience and the token. A digest, not the token, so a probe
 /// compares digests (nothing about a cached token's bytes leaks through comparison timing) and
@@ -98,14 +102,15 @@ impl TokenCache {
     }
 
     /// Caches `claims` of `token` (which `accepts`), valid for the whole seconds in `valid`.
-    /// Claims carrying payloads are not cached: a payload is arbitrary JSON, possibly far
-    /// larger in memory than in the token, and only subscribers (once per connection) use it.
     pub(super) fn insert(&self, key: Key, token: &str, claims: Claims, valid: RangeInclusive<u64>) {
-        if claims.grants.has_payloads() {
-            return;
-        }
+        let factor = if claims.grants.has_payloads() {
+            PAYLOAD_WEIGHT_FACTOR
+        } else {
+            1
+        };
         let weight = u32::try_from(token.len())
             .unwrap_or(u32::MAX)
+            .saturating_mul(factor)
             .saturating_add(ENTRY_OVERHEAD);
         self.entries.insert(
             key,

@@ -1143,22 +1143,51 @@ fn compatibility_mode_caches_per_rules_not_per_audience() {
 }
 
 #[test]
-fn tokens_with_payloads_or_oversized_are_verified_every_time() {
+fn oversized_tokens_are_verified_every_time() {
     let v = hs256();
+    let long = hs(&with(claims(), "padding", json!("x".repeat(5000))));
+    assert!(long.len() > cache::MAX_CACHED_TOKEN_LEN);
+    assert!(verify(&v, &long).is_ok());
+    assert_eq!(v.cached_tokens(), 0);
+    // The control: a token with a payload (weighed heavier, still cached) by the same verifier.
     let with_payload = hs(&details(json!([{
         "type": MERCURE,
         "actions": ["subscribe"],
         "topics": [{"match": "*"}],
         "payload": {"user": "alice"},
     }])));
-    assert!(verify(&v, &with_payload).is_ok());
-    let long = hs(&with(claims(), "padding", json!("x".repeat(5000))));
-    assert!(long.len() > cache::MAX_CACHED_TOKEN_LEN);
-    assert!(verify(&v, &long).is_ok());
-    assert_eq!(v.cached_tokens(), 0);
-    // The control: an ordinary token is cached by the same verifier.
-    assert!(verify(&v, &hs(&claims())).is_ok());
+    let first = verify(&v, &with_payload).unwrap();
+    let again = verify(&v, &with_payload).unwrap();
+    assert!(Arc::ptr_eq(&first.grants, &again.grants));
     assert_eq!(v.cached_tokens(), 1);
+}
+
+#[test]
+fn the_cache_stays_within_its_byte_budget() {
+    // 64 KiB: room for ~100 plain ~400-byte tokens, or ~10 with a payload (16× weight).
+    let v = hs256().with_token_cache(64 << 10);
+    for i in 0..500 {
+        let token = hs(&with(claims(), "jti", json!(format!("urn:uuid:{i}"))));
+        assert!(verify(&v, &token).is_ok());
+    }
+    let plain = v.cached_tokens();
+    assert!((50..=200).contains(&plain), "{plain} plain tokens cached");
+    let v = hs256().with_token_cache(64 << 10);
+    for i in 0..500 {
+        let mut c = details(json!([{
+            "type": MERCURE,
+            "actions": ["subscribe"],
+            "topics": [{"match": "*"}],
+            "payload": {"user": "alice"},
+        }]));
+        c["jti"] = json!(format!("urn:uuid:{i}"));
+        assert!(verify(&v, &hs(&c)).is_ok());
+    }
+    let with_payloads = v.cached_tokens();
+    assert!(
+        (1..=plain / 4).contains(&with_payloads),
+        "{with_payloads} payload tokens cached (plain: {plain})"
+    );
 }
 
 // A JWK Set can lose a key (rotation): a token it verified is never answered from the cache.
