@@ -64,6 +64,10 @@ impl History for MemoryHistory {
         Ok(())
     }
 
+    fn append_may_wait(&self) -> bool {
+        false
+    }
+
     fn last_seq(&self) -> u64 {
         self.ring().last_seq
     }
@@ -130,6 +134,9 @@ impl History for NoHistory {
                 .store(last.seq, std::sync::atomic::Ordering::Release);
         }
         Ok(())
+    }
+    fn append_may_wait(&self) -> bool {
+        false
     }
     fn last_seq(&self) -> u64 {
         self.last.load(std::sync::atomic::Ordering::Acquire)

@@ -40,4 +40,10 @@ pub trait History: Send + Sync + std::fmt::Debug {
     ) -> Result<(), HistoryError>;
     /// Applies retention; called by the writer between batches.
     fn maintain(&self) {}
+    /// Whether `append_batch` may wait on I/O (a disk sync, the network). A history that never
+    /// does is appended to by the request threads themselves (`Hub::publish`), not only by the
+    /// writer thread.
+    fn append_may_wait(&self) -> bool {
+        true
+    }
 }

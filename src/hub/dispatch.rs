@@ -7,7 +7,14 @@
 //! exact even for updates acknowledged but not fanned out yet. With
 //! active subscriptions on, the writer also turns queued connects/disconnects into subscription
 //! events and applies them to the registry as it fans them out, under the same lock.
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+//!
+//! Inline mode (a history that never waits on I/O, no active subscriptions): a publish commits
+//! on its request thread instead (`commit_inline`: sequence, append, `committed`, under the same
+//! lock), and fans out there too when nothing is pending and at most `INLINE_FAN_OUT`
+//! subscribers could match; a larger fan-out, and every commit made while one is pending, is
+//! queued in order for the writer, which only fans out in this mode.
+use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::SegQueue;
@@ -27,6 +34,12 @@ use crate::topic::MatcherEngine;
 const MAX_BATCH: usize = 1024;
 /// Most presence changes turned into events per batch.
 const PRESENCE_BATCH: usize = 512;
+/// Inline commits (see `Core::commit_inline`) fan out on the request thread when at most this
+/// many subscribers could match; a larger fan-out is handed to the writer.
+const INLINE_FAN_OUT: usize = 64;
+/// Inline commits handed to the writer and not fanned out yet, past which a publisher waits
+/// for the writer to catch up (the job queue's bound, for the same reason).
+pub(super) const MAX_UNFANNED: usize = 16 * 1024;
 
 /// Work for the writer.
 #[derive(Debug)]
@@ -56,6 +69,9 @@ struct Dispatched {
     /// At start, before anything is fanned out: the id of the last update in history.
     recovered_id: Option<Box<str>>,
     registry: Registry,
+    /// Inline mode: committed updates handed to the writer for their fan-out, in sequence
+    /// order. Empty exactly when `seq == committed` (every commit is fanned out or queued here).
+    unfanned: VecDeque<Arc<Update>>,
 }
 
 /// Active subscriptions: connects/disconnects waiting for the writer (unbounded, so the connect
@@ -100,6 +116,11 @@ pub(super) struct Core {
     fanned: watch::Receiver<u64>,
     /// `Some` when active subscriptions are on.
     pub(super) presence: Option<Presence>,
+    /// Publishes commit on the request thread (`commit_inline`): the history never waits on
+    /// I/O and no subscription events need sequences from the writer.
+    pub(super) inline: bool,
+    /// `Dispatched::unfanned.len()`, readable without the lock (publisher back-pressure).
+    unfanned: AtomicUsize,
 }
 
 impl Core {
@@ -116,7 +137,10 @@ impl Core {
             Ok(()) => stored.pop().map(|u| u.id.clone()),
             Err(_) => None,
         };
+        let inline = !history.append_may_wait() && presence.is_none();
         let core = Self {
+            inline,
+            unfanned: AtomicUsize::new(0),
             engine,
             index: Index::new(),
             history,
@@ -127,6 +151,7 @@ impl Core {
                 last: None,
                 recovered_id,
                 registry: Registry::default(),
+                unfanned: VecDeque::new(),
             }),
             history_error: Mutex::new(None),
             fanned,
@@ -148,13 +173,99 @@ impl Core {
 
     /// Waits until everything committed so far (publishers possibly answered) is fanned out.
     pub(super) async fn caught_up(&self) {
-        let committed = self
-            .dispatched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .committed;
+        let committed = {
+            let dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
+            if dispatched.seq >= dispatched.committed {
+                // (Inline fan-outs advance `seq` without notifying `fanned`.)
+                return;
+            }
+            dispatched.committed
+        };
         let mut fanned = self.fanned.clone();
         let _ = fanned.wait_for(|seq| *seq >= committed).await;
+    }
+
+    /// Inline mode: commits `update` on the calling thread — next sequence, history append,
+    /// `committed` — under the dispatch lock, so it is ordered with registrations exactly as a
+    /// writer batch is. When everything before it is fanned out and at most `INLINE_FAN_OUT`
+    /// subscribers could match, fans it out too (under the same lock); otherwise queues it for
+    /// the writer. Returns the update and whether the writer must be woken.
+    pub(super) fn commit_inline(
+        &self,
+        update: ValidUpdate,
+    ) -> Result<(Arc<Update>, bool), HubError> {
+        let mut targets = Vec::new();
+        let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = dispatched.committed + 1;
+        let update = Arc::new(update.into_update(seq));
+        if let Err(e) = self.history.append_batch(std::slice::from_ref(&update)) {
+            drop(dispatched);
+            tracing::error!(error = %e, "history append failed: publish answered 503");
+            self.set_history_error(Some(e.to_string()));
+            return Err(HubError::Unavailable(e.to_string()));
+        }
+        let caught_up = dispatched.seq == dispatched.committed;
+        dispatched.committed = seq;
+        if !caught_up || self.index.fan_out_bound(&update) > INLINE_FAN_OUT {
+            dispatched.unfanned.push_back(Arc::clone(&update));
+            self.unfanned
+                .store(dispatched.unfanned.len(), Ordering::Relaxed);
+            return Ok((update, true));
+        }
+        self.index.matching(&self.engine, &update, &mut targets);
+        targets
+            .retain(|sub| sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update)));
+        dispatched.seq = seq;
+        dispatched.last = Some(Arc::clone(&update));
+        drop(dispatched);
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .delivered
+            .fetch_add(targets.len() as u64, Ordering::Relaxed);
+        for sub in targets {
+            sub.wake();
+        }
+        Ok((update, false))
+    }
+
+    /// Inline commits handed to the writer and not fanned out yet.
+    pub(super) fn unfanned(&self) -> usize {
+        self.unfanned.load(Ordering::Relaxed)
+    }
+
+    /// The writer's part of inline mode: fans out, in order, the commits handed over (the lock
+    /// is taken per update, as in `fan_out`). Returns the last sequence fanned out, if any.
+    fn drain_unfanned(&self, targets: &mut Vec<Arc<Subscriber>>) -> Option<u64> {
+        let (mut last, mut published, mut delivered) = (None, 0, 0);
+        loop {
+            {
+                let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(update) = dispatched.unfanned.pop_front() else {
+                    break;
+                };
+                self.unfanned
+                    .store(dispatched.unfanned.len(), Ordering::Relaxed);
+                self.index.matching(&self.engine, &update, targets);
+                targets.retain(|sub| {
+                    sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update))
+                });
+                delivered += targets.len() as u64;
+                published += 1;
+                dispatched.seq = update.seq;
+                last = Some(update.seq);
+                dispatched.last = Some(update);
+            }
+            for sub in targets.drain(..) {
+                sub.wake();
+            }
+        }
+        self.counters
+            .published
+            .fetch_add(published, Ordering::Relaxed);
+        self.counters
+            .delivered
+            .fetch_add(delivered, Ordering::Relaxed);
+        last
     }
 
     /// The active subscriptions selected by `query`, as of the last update fanned out.
@@ -267,6 +378,11 @@ impl Core {
         // Flush barriers taken into the current batch: answered after it.
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
+            if self.inline {
+                if let Some(seq) = self.drain_unfanned(&mut targets) {
+                    fanned.send_replace(seq);
+                }
+            }
             let mut received = false;
             if held.is_empty() && self.may_block() {
                 let job = jobs.blocking_recv();
@@ -297,6 +413,12 @@ impl Core {
                 }
             }
             if pending.is_empty() {
+                if !flushes.is_empty() && self.inline {
+                    // Commits handed over before the flush was asked for are fanned out first.
+                    if let Some(seq) = self.drain_unfanned(&mut targets) {
+                        fanned.send_replace(seq);
+                    }
+                }
                 for done in flushes.drain(..) {
                     let _ = done.send(());
                 }

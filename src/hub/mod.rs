@@ -179,6 +179,9 @@ impl Hub {
         if self.is_shutting_down() {
             return Err(HubError::Unavailable("the hub is shutting down".into()));
         }
+        if self.core.inline {
+            return self.publish_inline(update).await;
+        }
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job::Publish { update, reply })
@@ -187,6 +190,29 @@ impl Hub {
         answer
             .await
             .map_err(|_| HubError::Unavailable("the history writer stopped".into()))?
+    }
+
+    /// `publish` when the history never waits on I/O: committed (and, for a small fan-out,
+    /// fanned out) on this thread, with no hand-over to the writer thread and back (which
+    /// cost two thread wake-ups per publish). Larger fan-outs go to the writer.
+    async fn publish_inline(&self, update: ValidUpdate) -> Result<Arc<Update>, HubError> {
+        if self.jobs.is_closed() {
+            // Nobody would fan out what is handed over.
+            return Err(HubError::Unavailable(
+                "the history writer is not running".into(),
+            ));
+        }
+        if self.core.unfanned() >= dispatch::MAX_UNFANNED {
+            // Back-pressure, as the job queue gives in the other mode.
+            self.flush().await;
+        }
+        let (update, wake_writer) = self.core.commit_inline(update)?;
+        if wake_writer {
+            // A full queue means the writer is busy and drains the hand-overs before its next
+            // wait; a closed one was checked above.
+            let _ = self.jobs.try_send(Job::Wake);
+        }
+        Ok(update)
     }
 
     /// Waits until everything queued before this call — publishes and subscription events

@@ -92,6 +92,17 @@ impl Index {
         }
     }
 
+    /// An upper bound on how many subscribers `matching` could return for `update` (its
+    /// topics' exact subscribers plus every evaluated one), without matching anything.
+    pub fn fan_out_bound(&self, update: &Update) -> usize {
+        let exact: usize = update
+            .topics
+            .iter()
+            .map(|topic| self.exact.get(&**topic).map_or(0, |subs| subs.len()))
+            .sum();
+        exact + self.evaluated.len()
+    }
+
     pub fn connected(&self) -> usize {
         self.connected.load(Ordering::Relaxed)
     }
