@@ -154,3 +154,36 @@ async fn memory_history_delivers_every_update_once_in_order() {
 async fn no_history_delivers_every_update_once_in_order() {
     run(Box::new(NoHistory::default())).await;
 }
+
+// `flush` answers only once every commit handed to the writer before it is fanned out: a
+// publish to more subscribers than a request thread fans out itself, then `flush`, then the
+// update must already be queued for every one of them (the writer may have taken the wake-up
+// and the flush in one batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_covers_handed_over_fan_outs() {
+    let (hub, engine) = hub(Box::new(MemoryHistory::new(1000)));
+    let subs: Vec<_> = (0..65).map(|_| subscribe(&hub, &engine, BIG)).collect();
+    for i in 0..2000 {
+        let update = validate(
+            Publication {
+                topics: vec![BIG.to_owned()],
+                data: format!("{i}"),
+                private: false,
+                id: None,
+                event_type: None,
+                retry: None,
+            },
+            engine.hub(),
+        )
+        .unwrap();
+        let update = hub.publish(update).await.unwrap();
+        hub.flush().await;
+        for sub in &subs {
+            assert_eq!(
+                sub.subscriber.pop().map(|u| u.seq),
+                Some(update.seq),
+                "publish {i}: fanned out before flush answered"
+            );
+        }
+    }
+}

@@ -40,6 +40,9 @@ const INLINE_FAN_OUT: usize = 64;
 /// Inline commits handed to the writer and not fanned out yet, past which a publisher waits
 /// for the writer to catch up (the job queue's bound, for the same reason).
 pub(super) const MAX_UNFANNED: usize = 16 * 1024;
+/// Most handed-over commits the writer fans out before it looks at its jobs again (and
+/// publishes its progress on `fanned`, which back-pressured publishers wait on).
+const DRAIN_CHUNK: usize = 256;
 
 /// Work for the writer.
 #[derive(Debug)]
@@ -49,7 +52,8 @@ pub(super) enum Job {
         update: ValidUpdate,
         reply: oneshot::Sender<Result<Arc<Update>, HubError>>,
     },
-    /// Presence changes are queued (see `Core::presence`).
+    /// Presence changes are queued (see `Core::presence`), or inline commits were handed over
+    /// (`Core::commit_inline`).
     Wake,
     /// Answered once everything queued before it (publishes and presence changes) has been
     /// committed (or refused) and fanned out.
@@ -212,11 +216,11 @@ impl Core {
                 .store(dispatched.unfanned.len(), Ordering::Relaxed);
             return Ok((update, true));
         }
+        dispatched.seq = seq;
+        dispatched.last = Some(Arc::clone(&update));
         self.index.matching(&self.engine, &update, &mut targets);
         targets
             .retain(|sub| sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update)));
-        dispatched.seq = seq;
-        dispatched.last = Some(Arc::clone(&update));
         drop(dispatched);
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         self.counters
@@ -233,26 +237,48 @@ impl Core {
         self.unfanned.load(Ordering::Relaxed)
     }
 
-    /// The writer's part of inline mode: fans out, in order, the commits handed over (the lock
-    /// is taken per update, as in `fan_out`). Returns the last sequence fanned out, if any.
-    fn drain_unfanned(&self, targets: &mut Vec<Arc<Subscriber>>) -> Option<u64> {
+    /// Waits until fewer than `n` inline commits wait for the writer (or the writer is gone).
+    pub(super) async fn unfanned_below(&self, n: usize) {
+        let mut fanned = self.fanned.clone();
+        let _ = fanned.wait_for(|_| self.unfanned() < n).await;
+    }
+
+    /// The writer's part of inline mode: fans out, in order, at most `max` of the commits
+    /// handed over. Returns the last sequence fanned out, if any.
+    ///
+    /// The lock is held only to take an update and to record it as fanned out, not while
+    /// matching and enqueueing (a 10,000-subscriber fan-out takes ~1 ms, and inline publishers
+    /// wait on this lock on request threads). That is exact: `seq` stays below `committed`
+    /// meanwhile, so no inline fan-out overtakes this one, and a subscriber registering
+    /// meanwhile has a floor at or above this update (`enqueue` refuses it; replay serves it).
+    fn drain_unfanned(&self, targets: &mut Vec<Arc<Subscriber>>, max: usize) -> Option<u64> {
         let (mut last, mut published, mut delivered) = (None, 0, 0);
-        loop {
+        for _ in 0..max {
+            let front = self
+                .dispatched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unfanned
+                .front()
+                .cloned();
+            let Some(update) = front else {
+                break;
+            };
+            self.index.matching(&self.engine, &update, targets);
+            targets.retain(|sub| {
+                sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update))
+            });
+            delivered += targets.len() as u64;
+            published += 1;
+            last = Some(update.seq);
             {
                 let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
-                let Some(update) = dispatched.unfanned.pop_front() else {
-                    break;
-                };
+                // Removed only now: until then the queue is not empty, so `seq == committed`
+                // cannot hold and no publisher fans out inline ahead of this update.
+                dispatched.unfanned.pop_front();
                 self.unfanned
                     .store(dispatched.unfanned.len(), Ordering::Relaxed);
-                self.index.matching(&self.engine, &update, targets);
-                targets.retain(|sub| {
-                    sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update))
-                });
-                delivered += targets.len() as u64;
-                published += 1;
                 dispatched.seq = update.seq;
-                last = Some(update.seq);
                 dispatched.last = Some(update);
             }
             for sub in targets.drain(..) {
@@ -266,6 +292,26 @@ impl Core {
             .delivered
             .fetch_add(delivered, Ordering::Relaxed);
         last
+    }
+
+    /// Inline mode, before answering flushes: fans out every commit handed over so far (those
+    /// committed before the flushes were asked for are among them), not the ones handed over
+    /// meanwhile, so a flush cannot wait on a stream of new publishes.
+    fn drain_committed(&self, targets: &mut Vec<Arc<Subscriber>>, fanned: &watch::Sender<u64>) {
+        let target = self
+            .dispatched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .committed;
+        loop {
+            let Some(seq) = self.drain_unfanned(targets, DRAIN_CHUNK) else {
+                return;
+            };
+            fanned.send_replace(seq);
+            if seq >= target {
+                return;
+            }
+        }
     }
 
     /// The active subscriptions selected by `query`, as of the last update fanned out.
@@ -297,6 +343,10 @@ impl Core {
 
     /// Whether the writer may block: no presence change waiting. Marks it idle first.
     fn may_block(&self) -> bool {
+        if self.inline && self.unfanned() > 0 {
+            // Handed-over commits wait (more than one drain chunk): fan them out first.
+            return false;
+        }
         let Some(presence) = &self.presence else {
             return true;
         };
@@ -379,7 +429,7 @@ impl Core {
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             if self.inline {
-                if let Some(seq) = self.drain_unfanned(&mut targets) {
+                if let Some(seq) = self.drain_unfanned(&mut targets, DRAIN_CHUNK) {
                     fanned.send_replace(seq);
                 }
             }
@@ -409,15 +459,14 @@ impl Core {
             owed = owed.saturating_sub(took);
             if owed == 0 {
                 for job in held.drain(..) {
+                    // In inline mode publishes never come here (`next_seq` would be stale).
+                    debug_assert!(!(self.inline && matches!(job, Job::Publish { .. })));
                     take(job, &mut pending, &mut slots, &mut flushes);
                 }
             }
             if pending.is_empty() {
                 if !flushes.is_empty() && self.inline {
-                    // Commits handed over before the flush was asked for are fanned out first.
-                    if let Some(seq) = self.drain_unfanned(&mut targets) {
-                        fanned.send_replace(seq);
-                    }
+                    self.drain_committed(&mut targets, &fanned);
                 }
                 for done in flushes.drain(..) {
                     let _ = done.send(());

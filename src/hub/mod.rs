@@ -174,7 +174,8 @@ impl Hub {
 
     /// Publishes: the writer assigns the next sequence, stores the update (with others, in one
     /// commit) and answers; it then enqueues the update for every matching subscriber allowed to
-    /// read it. Never waits on a subscriber, nor on the fan-out.
+    /// read it. Never waits on a subscriber, nor on the fan-out. With a history that never waits
+    /// on I/O the commit (and a small fan-out) happens on this thread instead (`publish_inline`).
     pub async fn publish(&self, update: ValidUpdate) -> Result<Arc<Update>, HubError> {
         if self.is_shutting_down() {
             return Err(HubError::Unavailable("the hub is shutting down".into()));
@@ -203,8 +204,9 @@ impl Hub {
             ));
         }
         if self.core.unfanned() >= dispatch::MAX_UNFANNED {
-            // Back-pressure, as the job queue gives in the other mode.
-            self.flush().await;
+            // Back-pressure, as the job queue gives in the other mode: wait for the writer to
+            // work the hand-overs down to half.
+            self.core.unfanned_below(dispatch::MAX_UNFANNED / 2).await;
         }
         let (update, wake_writer) = self.core.commit_inline(update)?;
         if wake_writer {
