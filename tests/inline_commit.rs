@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use quicksilver::history::{History, MemoryHistory, NoHistory};
-use quicksilver::hub::{validate, CursorRequest, Hub, Publication, StreamOptions, Subscription};
+use quicksilver::hub::{
+    validate, CursorRequest, Hub, Publication, StreamOptions, Subscription, ValidUpdate,
+};
 use quicksilver::topic::{HubUrl, MatcherEngine, MatcherType};
 
 const BIG: &str = "https://example.com/big";
@@ -26,6 +28,18 @@ fn hub(history: Box<dyn History>) -> (Arc<Hub>, Arc<MatcherEngine>) {
     let engine = Arc::new(MatcherEngine::new(HubUrl::new(&url), 10_000));
     let hub = Hub::new(Arc::clone(&engine), history, 1 << 16);
     (Arc::new(hub), engine)
+}
+
+fn update(engine: &MatcherEngine, topic: &str, data: String) -> ValidUpdate {
+    let publication = Publication {
+        topics: vec![topic.to_owned()],
+        data,
+        private: false,
+        id: None,
+        event_type: None,
+        retry: None,
+    };
+    validate(publication, engine.hub()).unwrap()
 }
 
 fn subscribe(hub: &Hub, engine: &MatcherEngine, topic: &str) -> Subscription {
@@ -62,18 +76,7 @@ async fn run(history: Box<dyn History>) {
                     // Mostly the small topic (fanned out inline when the writer has nothing
                     // pending), every 5th the big one (handed to the writer).
                     let topic = if i % 5 == 0 { BIG } else { SMALL };
-                    let update = validate(
-                        Publication {
-                            topics: vec![topic.to_owned()],
-                            data: format!("{p}/{i}"),
-                            private: false,
-                            id: None,
-                            event_type: None,
-                            retry: None,
-                        },
-                        engine.hub(),
-                    )
-                    .unwrap();
+                    let update = update(&engine, topic, format!("{p}/{i}"));
                     let update = hub.publish(update).await.unwrap();
                     published.push((update.seq, topic));
                     if i % 100 == 0 {
@@ -164,19 +167,10 @@ async fn flush_covers_handed_over_fan_outs() {
     let (hub, engine) = hub(Box::new(MemoryHistory::new(1000)));
     let subs: Vec<_> = (0..65).map(|_| subscribe(&hub, &engine, BIG)).collect();
     for i in 0..2000 {
-        let update = validate(
-            Publication {
-                topics: vec![BIG.to_owned()],
-                data: format!("{i}"),
-                private: false,
-                id: None,
-                event_type: None,
-                retry: None,
-            },
-            engine.hub(),
-        )
-        .unwrap();
-        let update = hub.publish(update).await.unwrap();
+        let update = hub
+            .publish(update(&engine, BIG, i.to_string()))
+            .await
+            .unwrap();
         hub.flush().await;
         for sub in &subs {
             assert_eq!(

@@ -218,18 +218,31 @@ impl Core {
         }
         dispatched.seq = seq;
         dispatched.last = Some(Arc::clone(&update));
-        self.index.matching(&self.engine, &update, &mut targets);
-        targets
-            .retain(|sub| sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update)));
+        self.enqueue_matching(&update, &mut targets);
         drop(dispatched);
-        self.counters.published.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .delivered
-            .fetch_add(targets.len() as u64, Ordering::Relaxed);
-        for sub in targets {
+        let delivered = targets.len() as u64;
+        self.wake_all(&mut targets, 1, delivered);
+        Ok((update, false))
+    }
+
+    /// Leaves in `targets` the subscribers matching `update`, allowed to read it and that
+    /// queued it (see `Subscriber::enqueue`); they still need a `wake` (`wake_all`).
+    fn enqueue_matching(&self, update: &Arc<Update>, targets: &mut Vec<Arc<Subscriber>>) {
+        self.index.matching(&self.engine, update, targets);
+        targets.retain(|sub| sub.may_read(&self.engine, update) && sub.enqueue(Arc::clone(update)));
+    }
+
+    /// Wakes the streams given updates (outside any lock) and counts the fan-out.
+    fn wake_all(&self, targets: &mut Vec<Arc<Subscriber>>, published: u64, delivered: u64) {
+        for sub in targets.drain(..) {
             sub.wake();
         }
-        Ok((update, false))
+        self.counters
+            .published
+            .fetch_add(published, Ordering::Relaxed);
+        self.counters
+            .delivered
+            .fetch_add(delivered, Ordering::Relaxed);
     }
 
     /// Inline commits handed to the writer and not fanned out yet.
@@ -252,7 +265,7 @@ impl Core {
     /// meanwhile, so no inline fan-out overtakes this one, and a subscriber registering
     /// meanwhile has a floor at or above this update (`enqueue` refuses it; replay serves it).
     fn drain_unfanned(&self, targets: &mut Vec<Arc<Subscriber>>, max: usize) -> Option<u64> {
-        let (mut last, mut published, mut delivered) = (None, 0, 0);
+        let mut last = None;
         for _ in 0..max {
             let front = self
                 .dispatched
@@ -264,12 +277,8 @@ impl Core {
             let Some(update) = front else {
                 break;
             };
-            self.index.matching(&self.engine, &update, targets);
-            targets.retain(|sub| {
-                sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update))
-            });
-            delivered += targets.len() as u64;
-            published += 1;
+            self.enqueue_matching(&update, targets);
+            let delivered = targets.len() as u64;
             last = Some(update.seq);
             {
                 let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
@@ -281,16 +290,8 @@ impl Core {
                 dispatched.seq = update.seq;
                 dispatched.last = Some(update);
             }
-            for sub in targets.drain(..) {
-                sub.wake();
-            }
+            self.wake_all(targets, 1, delivered);
         }
-        self.counters
-            .published
-            .fetch_add(published, Ordering::Relaxed);
-        self.counters
-            .delivered
-            .fetch_add(delivered, Ordering::Relaxed);
         last
     }
 
@@ -553,33 +554,20 @@ impl Core {
         slots: &mut Vec<Slot>,
         targets: &mut Vec<Arc<Subscriber>>,
     ) -> Option<u64> {
-        let published = updates.len() as u64;
         let last_seq = updates.last().map(|u| u.seq);
-        let mut delivered = 0;
         for (update, slot) in updates.drain(..).zip(slots.drain(..)) {
             {
                 let mut dispatched = self.dispatched.lock().unwrap_or_else(|e| e.into_inner());
-                self.index.matching(&self.engine, &update, targets);
-                targets.retain(|sub| {
-                    sub.may_read(&self.engine, &update) && sub.enqueue(Arc::clone(&update))
-                });
-                delivered += targets.len() as u64;
+                self.enqueue_matching(&update, targets);
                 if let Slot::Effect(effect) = &slot {
                     dispatched.registry.apply(effect);
                 }
                 dispatched.seq = update.seq;
                 dispatched.last = Some(Arc::clone(&update));
             }
-            for sub in targets.drain(..) {
-                sub.wake();
-            }
+            let delivered = targets.len() as u64;
+            self.wake_all(targets, 1, delivered);
         }
-        self.counters
-            .published
-            .fetch_add(published, Ordering::Relaxed);
-        self.counters
-            .delivered
-            .fetch_add(delivered, Ordering::Relaxed);
         last_seq
     }
 }
