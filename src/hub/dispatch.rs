@@ -430,6 +430,11 @@ impl Core {
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             if self.inline {
+                if self.unfanned() > 0 {
+                    // Woken by a publisher that is about to write its response, possibly on
+                    // this CPU: let it go first (as after a batch's acknowledgement).
+                    std::thread::yield_now();
+                }
                 if let Some(seq) = self.drain_unfanned(&mut targets, DRAIN_CHUNK) {
                     fanned.send_replace(seq);
                 }
