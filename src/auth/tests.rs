@@ -1218,24 +1218,17 @@ fn jwk_set_tokens_are_not_cached() {
     let mut config = issuer(ISS, None, None);
     config.subscriber_jwks = Some(JwksSource::File(path.clone()));
     let v = Verifier::new(&[config], engine()).unwrap();
-    let token = raw(
-        r#"{"alg":"ES256","typ":"at+jwt","kid":"k1"}"#,
-        &claims(),
-        P256_PRIVATE,
-        Algorithm::ES256,
-    );
+    let signed_for = |kid: &str| {
+        let header = format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"{kid}"}}"#);
+        raw(&header, &claims(), P256_PRIVATE, Algorithm::ES256)
+    };
+    let token = signed_for("k1");
     assert!(verify(&v, &token).is_ok());
     assert_eq!(v.cached_tokens(), 0);
     // Rotated: the key now only under k2 (a different size, so the change is seen); a k2 token
     // makes the verifier re-read the set. Then the very same k1 token string is refused.
     std::fs::write(&path, jwk("k2") + " ").unwrap();
-    let k2 = raw(
-        r#"{"alg":"ES256","typ":"at+jwt","kid":"k2"}"#,
-        &claims(),
-        P256_PRIVATE,
-        Algorithm::ES256,
-    );
-    assert!(verify(&v, &k2).is_ok());
+    assert!(verify(&v, &signed_for("k2")).is_ok());
     assert!(verify(&v, &token).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }

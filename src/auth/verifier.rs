@@ -178,22 +178,22 @@ impl Verifier {
         audience: &str,
         now: u64,
     ) -> Result<Claims, AuthError> {
-        let cache = self.cache.as_ref().filter(|_| TokenCache::accepts(token));
-        let Some(cache) = cache else {
-            return Ok(self
-                .check(token, role, audience, now)
-                .map_err(AuthError::InvalidToken)?
-                .0);
-        };
         // Compatibility mode does not check `aud`: the same verification for every audience.
-        let key = TokenCache::key(token, role, (!self.compat).then_some(audience));
-        if let Some(claims) = cache.get(&key, now) {
+        let cached = self
+            .cache
+            .as_ref()
+            .filter(|_| TokenCache::accepts(token))
+            .map(|cache| {
+                let key = TokenCache::key(token, role, (!self.compat).then_some(audience));
+                (cache, key)
+            });
+        if let Some(claims) = cached.and_then(|(cache, key)| cache.get(&key, now)) {
             return Ok(claims);
         }
-        let (claims, cacheable) = self
+        let (claims, valid) = self
             .check(token, role, audience, now)
             .map_err(AuthError::InvalidToken)?;
-        if let Some(valid) = cacheable {
+        if let (Some((cache, key)), Some(valid)) = (cached, valid) {
             cache.insert(key, token, claims.clone(), valid);
         }
         Ok(claims)

@@ -1,14 +1,14 @@
 //! Volatile histories: `MemoryHistory`, a bounded ring of the last N updates with an id index,
 //! and `NoHistory`, which keeps nothing.
 use std::collections::{HashMap, VecDeque};
-
-/// Ids are hub-generated or publisher-chosen; foldhash is seeded per map, so chosen ids cannot
-/// aim at one bucket.
-type IdMap = HashMap<Box<str>, (u64, u32), foldhash::fast::RandomState>;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{History, HistoryError};
 use crate::hub::Update;
+
+/// Ids are hub-generated or publisher-chosen; foldhash is seeded per map, so chosen ids cannot
+/// aim at one bucket.
+type IdMap = HashMap<Box<str>, (u64, u32), foldhash::fast::RandomState>;
 
 /// A bounded in-memory ring. Sequences in the ring are contiguous, so a sequence maps to a
 /// position by subtraction.
