@@ -62,7 +62,11 @@ fn main() -> ExitCode {
         tracing::warn!(error = %e, "cannot turn transparent huge pages off: idle memory may grow");
     }
     raise_open_files_limit();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = config.workers {
+        builder.worker_threads(workers);
+    }
+    let runtime = match builder
         .on_thread_park(quicksilver::alloc::on_thread_park)
         .enable_all()
         .build()

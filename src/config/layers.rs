@@ -39,6 +39,7 @@ pub(crate) enum Setting {
     SubscriberQueueCapacity,
     MatcherCacheSize,
     ShutdownGrace,
+    Workers,
     LogFormat,
     LogLevel,
     ProtocolVersionCompatibility,
@@ -47,7 +48,7 @@ pub(crate) enum Setting {
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 34] = [
+    pub(crate) const ALL: [Setting; 35] = [
         Setting::Addr,
         Setting::TlsAddr,
         Setting::TlsCert,
@@ -77,6 +78,7 @@ impl Setting {
         Setting::SubscriberQueueCapacity,
         Setting::MatcherCacheSize,
         Setting::ShutdownGrace,
+        Setting::Workers,
         Setting::LogFormat,
         Setting::LogLevel,
         Setting::ProtocolVersionCompatibility,
@@ -116,6 +118,7 @@ impl Setting {
             Setting::SubscriberQueueCapacity => "subscriber-queue-capacity",
             Setting::MatcherCacheSize => "matcher-cache-size",
             Setting::ShutdownGrace => "shutdown-grace",
+            Setting::Workers => "workers",
             Setting::LogFormat => "log-format",
             Setting::LogLevel => "log-level",
             Setting::ProtocolVersionCompatibility => "protocol-version-compatibility",
@@ -322,6 +325,7 @@ fn cli_layer(cli: &Cli) -> HashMap<Setting, Raw> {
             Setting::SubscriberQueueCapacity => cli.subscriber_queue_capacity.clone(),
             Setting::MatcherCacheSize => cli.matcher_cache_size.clone(),
             Setting::ShutdownGrace => cli.shutdown_grace.clone(),
+            Setting::Workers => cli.workers.clone(),
             Setting::LogFormat => cli.log_format.clone(),
             Setting::LogLevel => cli.log_level.clone(),
             Setting::ProtocolVersionCompatibility => cli.protocol_version_compatibility.clone(),

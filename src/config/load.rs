@@ -148,6 +148,10 @@ pub struct Cli {
     /// How long shutdown waits for connections to finish [default: 5s]
     #[arg(long, value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
+    /// Threads answering requests (accepts, TLS handshakes, publishes, HTTP/2) [default: one
+    /// per CPU]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<String>,
     /// Log format: text or json [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -356,6 +360,9 @@ impl Resolver {
             defaults.shutdown_grace,
             parse::parse_duration,
         );
+        config.workers = self.value(Setting::Workers, defaults.workers, |s| {
+            positive(parse::parse_count(s)?).map(Some)
+        });
         config.log_format = self.value(Setting::LogFormat, defaults.log_format, |s| {
             match s.trim().to_ascii_lowercase().as_str() {
                 "text" => Ok(LogFormat::Text),

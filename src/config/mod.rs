@@ -63,6 +63,9 @@ pub struct Config {
     pub matcher_cache_size: usize,
     /// How long shutdown waits for connections to finish after SSE streams are ended.
     pub shutdown_grace: Duration,
+    /// Threads of the runtime answering requests; `None` is one per CPU. (Streams of HTTP/1.1
+    /// subscribers run on a delivery runtime of their own, one thread per CPU.)
+    pub workers: Option<usize>,
     /// Log output format.
     pub log_format: LogFormat,
     /// `tracing` filter directive (e.g. `info`, `quicksilver=debug`).
@@ -168,6 +171,7 @@ impl Default for Config {
             subscriber_queue_capacity: 1024,
             matcher_cache_size: 100_000,
             shutdown_grace: Duration::from_secs(5),
+            workers: None,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
             warnings: Vec::new(),

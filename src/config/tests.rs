@@ -954,3 +954,16 @@ fn subscriptions_setting() {
     ]);
     assert!(!ok(&Cli::default(), &env).subscriptions, "env over file");
 }
+
+#[test]
+fn workers_setting() {
+    assert_eq!(ok(&cli(&[]), &keyed(&[])).workers, None);
+    let config = ok(&cli(&["--workers", "1"]), &keyed(&[]));
+    assert_eq!(config.workers, Some(1));
+    let config = ok(&cli(&[]), &keyed(&[("QUICKSILVER_WORKERS", "3")]));
+    assert_eq!(config.workers, Some(3));
+    let e = errs(&cli(&["--workers", "0"]), &keyed(&[]));
+    assert_eq!(keys(&e), ["--workers"], "{e:?}");
+    let e = errs(&cli(&["--workers", "many"]), &keyed(&[]));
+    assert_eq!(keys(&e), ["--workers"], "{e:?}");
+}
