@@ -1,7 +1,8 @@
-//! The HTTP/1.1 fast path for subscriptions (src/server/fast.rs), byte for byte over raw TCP:
-//! a stream is chunked and ends with the last chunk; an error answered by the fast path keeps
-//! the connection alive for hyper (a publish and a health check follow on the same socket) or
-//! closes it when asked; pipelined requests and other methods are hyper's.
+//! The HTTP/1.1 fast path (src/server/fast.rs), byte for byte over raw TCP: a stream is
+//! chunked and ends with the last chunk; an error answered by the fast path keeps the connection
+//! alive for hyper (a publish and a health check follow on the same socket) or closes it when
+//! asked; pipelined requests and other methods are hyper's; publishes with a `Content-Length`
+//! body are answered on one kept-alive connection whatever their writes' boundaries.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests fail by panicking
 
 mod common;
@@ -243,5 +244,107 @@ async fn pipelined_requests_are_answered_in_order() {
     let (first, _, _) = raw.response().await;
     let (second, _, body) = raw.response().await;
     assert_eq!((first, second), (401, 200), "{body}");
+    hub.shutdown().await;
+}
+
+/// A publish request over a raw connection: `extra` headers, then the form as its body.
+fn publish_request(extra: &str, data: &str) -> (String, String) {
+    let form = format!(
+        "topic=https%3A%2F%2Fexample.com%2Ffast&data={}",
+        data.replace(' ', "+")
+    );
+    let head = format!(
+        "POST /.well-known/mercure HTTP/1.1\r\nHost: hub.test\r\nContent-Type: application/x-www-form-urlencoded\r\n{extra}Content-Length: {}\r\n\r\n",
+        form.len()
+    );
+    (head, form)
+}
+
+/// Reads the subscriber's stream until `data` arrived; returns its event's `id`.
+async fn received_id(raw: &mut Raw, data: &str) -> String {
+    let marker = format!("data: {data}\n\n");
+    loop {
+        let text = raw.text();
+        if let Some(end) = text.find(&marker) {
+            let event = &text[..end];
+            let id_line = event.rfind("id: ").expect("an id before the data");
+            return event[id_line + 4..]
+                .lines()
+                .next()
+                .expect("id line")
+                .to_owned();
+        }
+        assert!(raw.fill().await, "EOF before {data:?}: {text:?}");
+    }
+}
+
+/// Spec "Publication" over the fast path (Content-Length bodies read with their head): on one
+/// kept-alive connection a publish sent in one write, one whose body follows its head in a
+/// second write, a refused one (401 with its challenge; the connection stays), and one with
+/// `Expect: 100-continue` (hyper's from there) are each answered in order, and the subscriber
+/// receives the accepted ones under the ids the publisher was given.
+#[tokio::test]
+async fn publishes_on_one_kept_alive_connection() {
+    let hub = TestHub::start().await;
+    let mut sub = Raw::connect(&hub).await;
+    sub.send(&authorized_subscribe_head()).await;
+    assert_eq!(sub.head().await.0, 200);
+    let mut publisher = Raw::connect(&hub).await;
+    let auth = format!("Authorization: Bearer {}\r\n", publish_all());
+
+    let (head, body) = publish_request(&auth, "one write");
+    publisher.send(&format!("{head}{body}")).await;
+    let (code, headers, first) = publisher.response().await;
+    assert_eq!(code, 200, "{first}");
+    assert_eq!(header(&headers, "connection"), None, "kept alive");
+    assert_eq!(received_id(&mut sub, "one write").await, first);
+
+    let (head, body) = publish_request(&auth, "two writes");
+    publisher.send(&head).await;
+    publisher.tcp.flush().await.expect("flush");
+    tokio::task::yield_now().await;
+    publisher.send(&body).await;
+    let (code, _, second) = publisher.response().await;
+    assert_eq!(code, 200, "{second}");
+    assert_ne!(first, second);
+    assert_eq!(received_id(&mut sub, "two writes").await, second);
+
+    let (head, body) = publish_request("", "no token");
+    publisher.send(&format!("{head}{body}")).await;
+    let (code, headers, _) = publisher.response().await;
+    assert_eq!(code, 401);
+    assert!(
+        header(&headers, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
+        "{headers:?}"
+    );
+
+    let (head, body) = publish_request(&format!("{auth}Expect: 100-continue\r\n"), "continued");
+    publisher.send(&head).await;
+    let (code, _) = publisher.head().await;
+    assert_eq!(code, 100, "the interim answer comes before the body");
+    publisher.send(&body).await;
+    let (code, _, third) = publisher.response().await;
+    assert_eq!(code, 200, "{third}");
+    assert_eq!(received_id(&mut sub, "continued").await, third);
+    hub.shutdown().await;
+}
+
+/// Two publishes pipelined in one write (hyper's) are both answered, in order, and delivered.
+#[tokio::test]
+async fn pipelined_publishes_are_answered_in_order() {
+    let hub = TestHub::start().await;
+    let mut sub = Raw::connect(&hub).await;
+    sub.send(&authorized_subscribe_head()).await;
+    assert_eq!(sub.head().await.0, 200);
+    let mut publisher = Raw::connect(&hub).await;
+    let auth = format!("Authorization: Bearer {}\r\n", publish_all());
+    let (h1, b1) = publish_request(&auth, "pipelined one");
+    let (h2, b2) = publish_request(&auth, "pipelined two");
+    publisher.send(&format!("{h1}{b1}{h2}{b2}")).await;
+    let (c1, _, id1) = publisher.response().await;
+    let (c2, _, id2) = publisher.response().await;
+    assert_eq!((c1, c2), (200, 200), "{id1} {id2}");
+    assert_eq!(received_id(&mut sub, "pipelined one").await, id1);
+    assert_eq!(received_id(&mut sub, "pipelined two").await, id2);
     hub.shutdown().await;
 }

@@ -1,9 +1,11 @@
-//! The HTTP/1.1 fast path for subscriptions. A connection whose first request is a plain
-//! `GET` of the hub is parsed here (httparse), answered by the same handler as every other
-//! request, and its SSE stream written straight to the socket as chunks — without hyper's
-//! per-connection buffers (8 KiB read + 8 KiB write, kept for the connection's life), which were
-//! most of an idle subscriber's memory. Anything else (other methods and paths, HTTP/1.0, h2
-//! prefaces, odd framing, pipelined bytes) is handed to hyper with the bytes already read.
+//! The HTTP/1.1 fast path for subscriptions and publishes. A connection whose request is a
+//! plain `GET` of the hub, or a `POST` of it with a small `Content-Length` body, is parsed here
+//! (httparse), answered by the same handler as every other request, and its response or SSE
+//! stream written straight to the socket — without hyper's per-connection buffers (8 KiB read +
+//! 8 KiB write, kept for the connection's life), which were most of an idle subscriber's memory,
+//! and without hyper's per-request machinery, which was a tenth of a keep-alive publish's CPU.
+//! Anything else (other methods and paths, HTTP/1.0, h2 prefaces, chunked or `Expect` bodies,
+//! pipelined bytes) is handed to hyper with the bytes already read.
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -14,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use http_body::Body;
-use http_body_util::Empty;
+use http_body_util::Full;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Sleep;
@@ -25,23 +27,30 @@ use crate::subscriber::ConnectionKill;
 
 /// A head larger than this is hyper's to judge (it answers 431).
 const MAX_HEAD: usize = 16 * 1024;
+/// A publish body larger than this is read by hyper (which applies the configured limit as it
+/// streams); smaller ones are read here whole, with their head.
+const MAX_BODY: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
 /// How long a finished stream's close (TLS close_notify) may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// First read size; most subscription heads fit.
+/// First read size; most subscription heads and small publishes fit.
 const FIRST_READ: usize = 1024;
+
+/// A request this path serves: a `GET` (no body) or `POST` (its whole body) of the hub.
+type FastRequest = Request<Full<Bytes>>;
 
 /// What the first bytes of a connection asked for.
 pub(super) enum Sniffed {
-    /// A `GET` of the hub, parsed: handled here.
-    Subscribe(Box<Request<Empty<Bytes>>>),
+    /// A `GET` or `POST` of the hub, parsed (with its body): handled here.
+    Serve(Box<FastRequest>),
     /// Anything else: hyper serves the connection, reading these bytes first.
     Hyper(Bytes),
-    /// The client closed, failed or sent no complete head in time.
+    /// The client closed, failed or sent no complete request in time.
     Gone,
 }
 
-/// Reads the first request head (within `timeout`) and decides who serves the connection.
+/// Reads the first request (head and body, within `timeout`) and decides who serves the
+/// connection.
 pub(super) async fn sniff<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Sniffed {
     let mut buf = Vec::with_capacity(FIRST_READ);
     let read = async {
@@ -53,79 +62,117 @@ pub(super) async fn sniff<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -
             if let Some(decision) = decide(&buf) {
                 return Some(decision);
             }
-            if buf.len() >= MAX_HEAD {
-                return Some(Decision::Hyper);
-            }
             buf.reserve(FIRST_READ);
         }
     };
     let outcome = tokio::time::timeout(timeout, read).await;
     match outcome {
-        Ok(Some(Decision::Subscribe(req))) => Sniffed::Subscribe(req),
+        Ok(Some(Decision::Serve(req))) => Sniffed::Serve(req),
         Ok(Some(Decision::Hyper)) => Sniffed::Hyper(Bytes::from(buf)),
         Ok(None) | Err(_) => Sniffed::Gone,
     }
 }
 
 enum Decision {
-    Subscribe(Box<Request<Empty<Bytes>>>),
+    Serve(Box<FastRequest>),
     Hyper,
 }
 
-/// `None`: need more bytes.
+/// `None`: need more bytes (never past `MAX_HEAD` + `MAX_BODY`).
 fn decide(buf: &[u8]) -> Option<Decision> {
-    const GET: &[u8] = b"GET ";
     /// RFC 9113 §3.4: hyper tells h2 from HTTP/1.1 by these bytes, and waits for them without a
     /// time limit; the sniffer waits instead, within its own.
     const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    let n = buf.len().min(H2_PREFACE.len());
-    if buf.len() < H2_PREFACE.len() && buf[..n] == H2_PREFACE[..n] {
+    const METHODS: [&[u8]; 2] = [b"GET ", b"POST "];
+    let is_prefix = |word: &[u8]| {
+        let n = buf.len().min(word.len());
+        buf[..n] == word[..n]
+    };
+    if buf.len() < H2_PREFACE.len() && is_prefix(H2_PREFACE) {
         return None;
     }
-    let n = buf.len().min(GET.len());
-    if buf[..n] != GET[..n] {
+    if !METHODS.into_iter().any(is_prefix) {
         return Some(Decision::Hyper);
     }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(buf) {
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Some(Decision::Hyper),
         Ok(httparse::Status::Partial) => None,
-        Ok(httparse::Status::Complete(len)) if len == buf.len() => {
-            Some(to_request(&parsed).map_or(Decision::Hyper, |r| Decision::Subscribe(Box::new(r))))
-        }
-        // Pipelined bytes after the head, or a malformed head: hyper's rules apply.
-        Ok(httparse::Status::Complete(_)) | Err(_) => Some(Decision::Hyper),
+        Ok(httparse::Status::Complete(len)) => served(&parsed, &buf[len..]),
+        // A malformed head: hyper's rules (and its 400) apply.
+        Err(_) => Some(Decision::Hyper),
     }
 }
 
-/// The request if it is one this path serves: HTTP/1.1 `GET` of the hub path without a body.
-fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<Request<Empty<Bytes>>> {
-    if parsed.version != Some(1) || parsed.method != Some("GET") {
-        return None;
-    }
-    let target = parsed.path?;
+/// The request if it is one this path serves: HTTP/1.1 `GET` of the hub path without a body,
+/// or `POST` of it with a `Content-Length` body of at most `MAX_BODY` that `rest` holds
+/// exactly (`None` while it holds less). Anything else — other methods and paths, chunked or
+/// `Expect` bodies, upgrades, bytes pipelined after the request — is hyper's.
+fn served(parsed: &httparse::Request<'_, '_>, rest: &[u8]) -> Option<Decision> {
+    let hyper = Some(Decision::Hyper);
+    let method = match parsed.method {
+        Some("GET") => Method::GET,
+        Some("POST") => Method::POST,
+        _ => return hyper,
+    };
+    let Some(target) = parsed.path.filter(|_| parsed.version == Some(1)) else {
+        return hyper;
+    };
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     if path != HUB_PATH {
-        return None;
+        return hyper;
     }
-    let mut req = Request::new(Empty::new());
-    *req.method_mut() = Method::GET;
+    let mut length = None;
+    for h in parsed.headers.iter() {
+        let name = h.name.as_bytes();
+        // A chunked body, a protocol switch or a 100-continue handshake is not ours to frame.
+        if [&b"transfer-encoding"[..], b"upgrade", b"expect"]
+            .iter()
+            .any(|framing| name.eq_ignore_ascii_case(framing))
+        {
+            return hyper;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            // RFC 9112 §6.3: digits only; a repeated length is hyper's to refuse.
+            let digits = !h.value.is_empty() && h.value.len() <= 9;
+            if length.is_some() || !digits || !h.value.iter().all(u8::is_ascii_digit) {
+                return hyper;
+            }
+            length = Some(
+                h.value
+                    .iter()
+                    .fold(0usize, |n, d| n * 10 + usize::from(d - b'0')),
+            );
+        }
+    }
+    let length = length.unwrap_or(0);
+    if (method == Method::GET && length > 0) || length > MAX_BODY {
+        return hyper;
+    }
+    match rest.len().cmp(&length) {
+        std::cmp::Ordering::Less => return None,
+        std::cmp::Ordering::Greater => return hyper,
+        std::cmp::Ordering::Equal => {}
+    }
+    let mut req = Request::new(Full::new(Bytes::copy_from_slice(rest)));
+    *req.method_mut() = method;
     *req.version_mut() = Version::HTTP_11;
-    *req.uri_mut() = Uri::try_from(target).ok()?;
+    let Ok(uri) = Uri::try_from(target) else {
+        return hyper;
+    };
+    *req.uri_mut() = uri;
     let headers = req.headers_mut();
     for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        // A request body, or a protocol switch, is not ours to frame.
-        let framing = name == header::TRANSFER_ENCODING
-            || name == header::UPGRADE
-            || name == header::EXPECT
-            || (name == header::CONTENT_LENGTH && h.value != b"0");
-        if framing {
-            return None;
-        }
-        headers.append(name, HeaderValue::from_bytes(h.value).ok()?);
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            return hyper;
+        };
+        let Ok(value) = HeaderValue::from_bytes(h.value) else {
+            return hyper;
+        };
+        headers.append(name, value);
     }
-    Some(req)
+    Some(Decision::Serve(Box::new(req)))
 }
 
 /// What became of a connection after its first request.
@@ -142,7 +189,8 @@ pub(super) enum First {
 }
 
 /// The short-lived start of a connection: sniffs the first request and, when it is a
-/// subscription, runs the handler and writes a whole response (errors) or returns the stream.
+/// subscription or a publish, runs the handler and writes a whole response (a publish's answer,
+/// errors) or returns the stream.
 /// Callers box this future: the task keeps the size of its largest state for its whole life.
 pub(super) async fn first<I>(
     io: &mut I,
@@ -160,7 +208,7 @@ where
     let req = match sniffed {
         Sniffed::Gone => return First::Close,
         Sniffed::Hyper(prefix) => return First::Hyper(prefix),
-        Sniffed::Subscribe(req) => *req,
+        Sniffed::Serve(req) => *req,
     };
     let client_closes = client_closes(&req);
     let resp = match crate::http::handle(state, info, req).await {
@@ -636,19 +684,19 @@ mod tests {
     #[test]
     fn decides() {
         let ok = b"GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(matches!(decide(ok), Some(Decision::Subscribe(_))));
+        assert!(matches!(decide(ok), Some(Decision::Serve(_))));
         assert!(decide(&ok[..20]).is_none(), "partial head waits");
         assert!(decide(b"GE").is_none());
         // A prefix of the h2 preface waits (hyper would wait for the rest without a limit).
         assert!(decide(b"P").is_none());
         assert!(decide(b"PRI * HTTP/2.0\r\n").is_none());
-        assert!(matches!(decide(b"PO"), Some(Decision::Hyper)));
+        assert!(decide(b"PO").is_none(), "a prefix of POST waits");
+        assert!(matches!(decide(b"PUT"), Some(Decision::Hyper)));
         for other in [
-            &b"POST /.well-known/mercure HTTP/1.1\r\n\r\n"[..],
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
             b"GET /healthz HTTP/1.1\r\n\r\n",
             b"GET /.well-known/mercure HTTP/1.0\r\n\r\n",
-            b"GET /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+            b"GET /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
             b"GET /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET /.well-known/mercure HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
             b"GET /.well-known/mercure HTTP/1.1\r\nBad Header\r\n\r\n",
@@ -658,6 +706,60 @@ mod tests {
                 matches!(decide(other), Some(Decision::Hyper)),
                 "{}",
                 String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    fn served_request(buf: &[u8]) -> FastRequest {
+        match decide(buf) {
+            Some(Decision::Serve(req)) => *req,
+            Some(Decision::Hyper) => panic!("handed to hyper: {}", String::from_utf8_lossy(buf)),
+            None => panic!("waits: {}", String::from_utf8_lossy(buf)),
+        }
+    }
+
+    #[test]
+    fn publishes_are_read_whole_with_their_body() {
+        use http_body::Body;
+        let head = b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nContent-Type: \
+            application/x-www-form-urlencoded\r\nContent-Length: 15\r\n\r\n";
+        let mut whole = head.to_vec();
+        whole.extend_from_slice(b"topic=a&data=hi");
+        let req = served_request(&whole);
+        assert_eq!(req.method(), Method::POST);
+        assert_eq!(req.headers()[header::CONTENT_LENGTH], "15");
+        assert_eq!(req.body().size_hint().exact(), Some(15));
+        // The head alone, or part of the body: wait for the rest.
+        assert!(decide(head).is_none());
+        assert!(decide(&whole[..whole.len() - 1]).is_none());
+        // No body at all is an empty one (the handler answers it).
+        let empty = served_request(b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(empty.body().size_hint().exact(), Some(0));
+        let mut pipelined = whole.clone();
+        pipelined.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        let big = format!(
+            "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        for hyper in [
+            &pipelined[..],
+            big.as_bytes(),
+            b"POST /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 2\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nExpect: 100-continue\r\n\
+              Content-Length: 2\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 2\r\n\
+              Content-Length: 2\r\n\r\nab",
+            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: +2\r\n\r\nab",
+            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 1234567890\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.0\r\nContent-Length: 2\r\n\r\nab",
+            b"POST /healthz HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
+        ] {
+            assert!(
+                matches!(decide(hyper), Some(Decision::Hyper)),
+                "{}",
+                String::from_utf8_lossy(hyper)
             );
         }
     }

@@ -397,9 +397,9 @@ struct ConnTask {
 }
 
 impl ConnTask {
-    /// Serves one connection: the fast path while its requests are subscriptions over HTTP/1.1
-    /// (a refused one keeps the connection for the next request), hyper from the first request
-    /// that is anything else.
+    /// Serves one connection: the fast path while its requests are HTTP/1.1 subscriptions (a
+    /// refused one keeps the connection for the next request) or publishes, hyper from the
+    /// first request that is anything else.
     async fn serve<I>(mut self, mut io: I, tls: bool, h2_alpn: bool)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
