@@ -14,7 +14,10 @@ use crate::cli::Args;
 use crate::net::{raise_nofile, Endpoint};
 use crate::proto::{Command, DeliveryReport, Event, WorkerSpec};
 use crate::publisher::{run_phase, PubCounters};
-use crate::stats::{merge_sparse, new_histogram, own_rss, server_memory, summarize, Latency, Mem};
+use crate::stats::{
+    cpu_seconds, merge_sparse, new_histogram, own_cpu_seconds, own_rss, server_memory, server_pids,
+    summarize, Latency, Mem,
+};
 
 /// Connections one worker holds at most by default (the open-files cap here is 20,000).
 const CONNS_PER_WORKER: u64 = 15_000;
@@ -68,6 +71,12 @@ pub struct PublishResult {
     pub rate: f64,
     pub latency: Latency,
     pub errors: Vec<String>,
+    /// The server processes' user + system CPU over the publish phase (fan-out included when
+    /// there are subscribers), per acknowledged publish.
+    pub server_cpu_us_per_publish: Option<f64>,
+    /// This process's CPU (the publishers; subscribers run in worker processes) over the phase,
+    /// per acknowledged publish.
+    pub generator_cpu_us_per_publish: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -488,6 +497,8 @@ async fn run_steps(
                     *sum += n;
                 }
             }
+            let pids = server_pids(&args.server_pid, args.server_pid_cmd.as_deref());
+            let cpu_before = (cpu_seconds(&pids), own_cpu_seconds());
             let phase = run_phase(args, endpoint, epoch, fleet.counters.clone());
             tokio::pin!(phase);
             // Keep reading worker events (progress) while publishing.
@@ -497,6 +508,16 @@ async fn run_steps(
                     ev = fleet.next() => if ev.is_none() { break (&mut phase).await },
                 }
             };
+            let per_publish = |before: Option<f64>, after: Option<f64>| {
+                let (b, a) = (before?, after?);
+                (outcome.acked > 0).then(|| (a - b) * 1e6 / outcome.acked as f64)
+            };
+            let server_cpu = if pids.is_empty() {
+                None
+            } else {
+                per_publish(cpu_before.0, cpu_seconds(&pids))
+            };
+            let generator_cpu = per_publish(cpu_before.1, own_cpu_seconds());
             let expected: u64 = (0..outcome.published)
                 .filter(|s| outcome.unacked.binary_search(s).is_err())
                 .map(|s| topic_subs[(s % topics as u64) as usize])
@@ -570,6 +591,8 @@ async fn run_steps(
                 },
                 latency: summarize(&outcome.latency),
                 errors: outcome.errors,
+                server_cpu_us_per_publish: server_cpu,
+                generator_cpu_us_per_publish: generator_cpu,
             };
             print_publish(&p, &d);
             step.publish = Some(p);
@@ -617,6 +640,12 @@ fn print_publish(p: &PublishResult, d: &DeliveryResult) {
         p.latency.p99_ms,
         p.latency.max_ms,
         if p.errors.is_empty() { String::new() } else { format!(" errors {:?}", p.errors) }
+    );
+    let us = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} us"));
+    println!(
+        "  CPU per acked publish: server {}, generator {}",
+        us(p.server_cpu_us_per_publish),
+        us(p.generator_cpu_us_per_publish)
     );
     println!(
         "  delivery: {}/{} (missing {}, duplicates {}, stale {}, closed subscribers {}) {:.0}/s; latency p50 {:.2} ms p90 {:.2} p99 {:.2} max {:.2}; drain {:.2} s",

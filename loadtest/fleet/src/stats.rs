@@ -67,15 +67,16 @@ pub struct Mem {
     pub processes: usize,
 }
 
-/// Reads the memory of `pids`, plus the pids printed by `pid_cmd` when given.
-pub fn server_memory(pids: &[u32], pid_cmd: Option<&str>) -> Option<Mem> {
+/// `pids` plus the pids printed by `pid_cmd` when given (sorted, deduplicated).
+pub fn server_pids(pids: &[u32], pid_cmd: Option<&str>) -> Vec<u32> {
     let mut all: Vec<u32> = pids.to_vec();
-    if let Some(cmd) = pid_cmd {
-        let out = std::process::Command::new("sh")
+    if let Some(out) = pid_cmd.and_then(|cmd| {
+        std::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
             .output()
-            .ok()?;
+            .ok()
+    }) {
         all.extend(
             String::from_utf8_lossy(&out.stdout)
                 .split_whitespace()
@@ -84,6 +85,36 @@ pub fn server_memory(pids: &[u32], pid_cmd: Option<&str>) -> Option<Mem> {
     }
     all.sort_unstable();
     all.dedup();
+    all
+}
+
+/// User + system CPU seconds used so far by `pids` (summed; `None` if one cannot be read).
+pub fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    pids.iter().try_fold(0.0, |sum, pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Some(sum + stat_cpu_ticks(&stat)? as f64 / ticks)
+    })
+}
+
+/// This process's user + system CPU seconds so far.
+pub fn own_cpu_seconds() -> Option<f64> {
+    cpu_seconds(&[std::process::id()])
+}
+
+/// `utime + stime` of a `/proc/PID/stat` line (fields 14 and 15; the command name in
+/// parentheses may hold spaces, so fields are counted after its closing parenthesis).
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Reads the memory of `pids`, plus the pids printed by `pid_cmd` when given.
+pub fn server_memory(pids: &[u32], pid_cmd: Option<&str>) -> Option<Mem> {
+    let all = server_pids(pids, pid_cmd);
     if all.is_empty() {
         return None;
     }
@@ -122,6 +153,15 @@ fn parse_kib(text: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_from_a_stat_line() {
+        // The command name may hold spaces and parentheses.
+        let line = "4242 (qs (x) y) S 1 2 3 4 5 6 7 8 9 10 120 34 0 0 20 0 3 0 100 0 0";
+        assert_eq!(stat_cpu_ticks(line), Some(154));
+        assert_eq!(stat_cpu_ticks("4242 (short"), None);
+        assert!(own_cpu_seconds().is_some());
+    }
 
     #[test]
     fn sparse_round_trip_keeps_percentiles() {

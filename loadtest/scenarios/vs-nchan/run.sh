@@ -79,11 +79,12 @@ wait_port() { # $1 = port: wait up to 10 s for a listener
 }
 
 start_qs() { # fresh hub with its defaults: durable log in a new temp dir, anonymous subscribers
-    # $1 = memory: --history memory instead of the durable log
+    # $1 = memory: --history memory instead of the durable log; further arguments go to the hub
     stop_qs
     local data="$tmp/qs-data-$RANDOM" history=()
     [ "${1:-}" = memory ] && history=(--history memory)
-    MERCURE_PUBLISHER_JWT_KEY="$key" QUICKSILVER_ANONYMOUS=1 "$qs_bin" "${history[@]}" \
+    [ $# -gt 0 ] && shift
+    MERCURE_PUBLISHER_JWT_KEY="$key" QUICKSILVER_ANONYMOUS=1 "$qs_bin" "${history[@]}" "$@" \
         --addr "127.0.0.1:$qs_port" --tls-addr "127.0.0.1:$qs_tls_port" \
         --tls-cert "$root/certs-dev/localhost.pem" --tls-key "$root/certs-dev/localhost-key.pem" \
         --data-dir "$data" --log-level warn >>"$tmp/qs.log" 2>&1 &
@@ -153,10 +154,9 @@ for server in qs nchan; do
         --timeout 180 --chart "$out/$server-latency.svg"
     # Goal 4: no subscribers: publish latency at 5/s, then 8 keep-alive publishers back to back.
     fleet "$server" pub-latency-0 --subscribers 0 --publishers 1 --rate 5 --duration 30 --timeout 90
-    fleet "$server" pub-throughput --subscribers 0 --publishers 8 --duration 10 --timeout 60
-    if [ "$server" = nchan ]; then
-        # The ceiling of that goal: nginx answering the same load with a canned 200.
-        fleet floor pub-throughput --subscribers 0 --publishers 8 --duration 10 --timeout 60
+    if [ "$server" = qs ]; then
+        # With its defaults (durable log: one fdatasync per group of publishes).
+        fleet qs pub-throughput --subscribers 0 --publishers 8 --duration 10 --timeout 60
     fi
     # Goal 1, TLS: fresh server, N idle HTTP/1.1 subscribers over TLS.
     start
@@ -167,7 +167,21 @@ done
 # --history memory (the rows above use the durable log, one fdatasync per group of publishes).
 start_qs memory
 fleet qs pub-latency-0-memory --subscribers 0 --publishers 1 --rate 5 --duration 30 --timeout 90
-fleet qs pub-throughput-memory --subscribers 0 --publishers 8 --duration 10 --timeout 60
+# Goal 4, publish throughput (8 keep-alive publishers, no subscribers, 10 s), in alternating
+# rounds: nchan's rate is bimodal (it depends on how its two workers split the 8 connections),
+# so one run of each proves little. Per round: Quicksilver --history memory with its defaults and
+# with --workers 1 (one request thread: no cross-thread wake-ups while the generator holds the
+# other core), nchan, and the ceiling (nginx answering a canned 200 on NCHAN_PORT + 2). qs-fleet
+# records each server's CPU per publish and its own.
+start_nchan
+for round in 1 2 3; do
+    start_qs memory
+    fleet qs "pub-memory-$round" --subscribers 0 --publishers 8 --duration 10 --timeout 60
+    start_qs memory --workers 1
+    fleet qs "pub-memory-w1-$round" --subscribers 0 --publishers 8 --duration 10 --timeout 60
+    fleet nchan "pub-$round" --subscribers 0 --publishers 8 --duration 10 --timeout 60
+    fleet floor "pub-$round" --subscribers 0 --publishers 8 --duration 10 --timeout 60
+done
 # Goal 1, HTTP/2 (Quicksilver only): the cost of a stream on an existing connection, from the
 # same number of connections (N/100) carrying 1 stream each vs 100 streams each.
 start_qs

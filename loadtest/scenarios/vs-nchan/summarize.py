@@ -41,13 +41,28 @@ def h2_stream_cost():
     return (grow(streams, b) - grow(conns, a)) / extra if extra > 0 else None
 
 
-rows = []  # (goal, measure, unit, qs, nchan, lower_is_better)
+ROUNDS = (1, 2, 3)
 
+
+def rounds(server, run, *path):
+    """The values of `path` in the publish result of each round of `run` that completed."""
+    vals = [get(step(load(server, f"{run}-{n}")), "publish", *path) for n in ROUNDS]
+    return [v for v in vals if isinstance(v, (int, float))]
+
+
+def median(vals):
+    vals = sorted(vals)
+    return vals[len(vals) // 2] if vals else None
+
+
+def spread(vals, unit=""):
+    return f"{len(vals)} rounds: " + ", ".join(f"{v:,.0f}{unit}" if v >= 100 else f"{v:.1f}{unit}" for v in vals)
+
+rows = []  # (goal, measure, unit, qs, nchan, lower_is_better)
 
 def row(goal, measure, unit, qs, nchan=None, lower=True):
     rows.append({"goal": goal, "measure": measure, "unit": unit, "quicksilver": qs, "nchan": nchan,
                  "lower_is_better": lower})
-
 
 both = lambda f: (f("qs"), f("nchan"))
 small = subs // 10
@@ -76,13 +91,26 @@ row("4 publishers", "publish p99, 0 subscribers, 5/s for 30 s (150 samples)", "m
     *both(lambda s: get(step(load(s, "pub-latency-0")), "publish", "latency", "p99_ms")))
 row("4 publishers", f"publish p99, {subs:,} subscribers, 5/s for 30 s (150 samples)", "ms",
     *both(lambda s: get(step(load(s, "latency"), subs), "publish", "latency", "p99_ms")))
-row("4 publishers", "publish throughput, 8 keep-alive publishers, 0 subscribers, 10 s (Quicksilver: durable log)", "req/s",
-    *both(lambda s: get(step(load(s, "pub-throughput")), "publish", "rate")), lower=False)
 mem = lambda run: get(step(load("qs", run)), "publish")
-row("4 publishers", "same, Quicksilver with --history memory (nchan keeps messages in memory too)", "req/s",
-    get(mem("pub-throughput-memory"), "rate"), get(step(load("nchan", "pub-throughput")), "publish", "rate"), lower=False)
-row("4 publishers", "ceiling of this machine: nginx answering the same load with a canned 200 (no auth, parsing or storage), in the Quicksilver column", "req/s",
-    get(step(load("floor", "pub-throughput")), "publish", "rate"), get(step(load("nchan", "pub-throughput")), "publish", "rate"), lower=False)
+nchan_rates = rounds("nchan", "pub", "rate")
+row("4 publishers", "publish throughput, 8 keep-alive publishers, 0 subscribers, 10 s, Quicksilver with its defaults (durable log) vs nchan's median round", "req/s",
+    get(step(load("qs", "pub-throughput")), "publish", "rate"), median(nchan_rates), lower=False)
+for label, server, run in (("Quicksilver --history memory", "qs", "pub-memory"),
+                           ("Quicksilver --history memory --workers 1", "qs", "pub-memory-w1"),
+                           ("ceiling: nginx answering a canned 200 (no auth, parsing or storage), in the Quicksilver column", "floor", "pub")):
+    rates = rounds(server, run, "rate")
+    row("4 publishers", f"publish throughput, 8 keep-alive publishers, 0 subscribers, 10 s, median of "
+        f"alternating rounds; {label} ({spread(rates, '/s')}; nchan {spread(nchan_rates, '/s')})", "req/s",
+        median(rates), median(nchan_rates), lower=False)
+for label, server, run in (("Quicksilver --history memory", "qs", "pub-memory"),
+                           ("Quicksilver --history memory --workers 1", "qs", "pub-memory-w1"),
+                           ("canned 200", "floor", "pub")):
+    row("4 publishers", f"server CPU per publish in those rounds (user + system), {label} vs nchan", "µs",
+        median(rounds(server, run, "server_cpu_us_per_publish")),
+        median(rounds("nchan", "pub", "server_cpu_us_per_publish")))
+row("4 publishers", "generator CPU per publish against Quicksilver --history memory vs against nchan", "µs",
+    median(rounds("qs", "pub-memory", "generator_cpu_us_per_publish")),
+    median(rounds("nchan", "pub", "generator_cpu_us_per_publish")))
 row("4 publishers", "publish p99, 0 subscribers, 5/s, Quicksilver with --history memory", "ms",
     get(mem("pub-latency-0-memory"), "latency", "p99_ms"),
     get(step(load("nchan", "pub-latency-0")), "publish", "latency", "p99_ms"))
@@ -107,7 +135,6 @@ row("6 connects", "connect p99 (one connect: TCP + request + first bytes)", "ms"
 row("6 connects", "failed connects", "",
     *both(lambda s: get(step(load(s, "h1-broadcast")), "failed")))
 
-
 def fmt(v):
     if v is None:
         return "—"
@@ -117,13 +144,11 @@ def fmt(v):
         return f"{int(v):,}"
     return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
 
-
 def ratio(r):
     q, n = r["quicksilver"], r["nchan"]
     if not isinstance(q, (int, float)) or not isinstance(n, (int, float)) or n == 0:
         return "—"
     return f"{q / n:.2f}"
-
 
 try:
     cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
