@@ -20,6 +20,8 @@ type TopicSubscribers = IndexMap<u64, Arc<Subscriber>, foldhash::fast::RandomSta
 pub struct Index {
     exact: DashMap<Box<str>, TopicSubscribers>,
     evaluated: DashMap<u64, Arc<Subscriber>>,
+    /// `evaluated.len()` without visiting every shard (read on every inline publish).
+    evaluated_len: AtomicUsize,
     all: DashMap<u64, Arc<Subscriber>>,
     connected: AtomicUsize,
 }
@@ -37,8 +39,9 @@ impl Index {
                 .entry(sub.num)
                 .or_insert_with(|| Arc::clone(sub));
         }
-        if sub.has_evaluated_matchers() {
-            self.evaluated.insert(sub.num, Arc::clone(sub));
+        if sub.has_evaluated_matchers() && self.evaluated.insert(sub.num, Arc::clone(sub)).is_none()
+        {
+            self.evaluated_len.fetch_add(1, Ordering::Relaxed);
         }
         self.all.insert(sub.num, Arc::clone(sub));
         self.connected.fetch_add(1, Ordering::Relaxed);
@@ -54,7 +57,9 @@ impl Index {
                 subs.is_empty()
             });
         }
-        self.evaluated.remove(&sub.num);
+        if self.evaluated.remove(&sub.num).is_some() {
+            self.evaluated_len.fetch_sub(1, Ordering::Relaxed);
+        }
         self.connected.fetch_sub(1, Ordering::Relaxed);
         Some(removed)
     }
@@ -100,7 +105,7 @@ impl Index {
             .iter()
             .map(|topic| self.exact.get(&**topic).map_or(0, |subs| subs.len()))
             .sum();
-        exact + self.evaluated.len()
+        exact + self.evaluated_len.load(Ordering::Relaxed)
     }
 
     pub fn connected(&self) -> usize {
@@ -123,5 +128,69 @@ impl Index {
             entry.value().close(reason);
             entry.value().kill_connection();
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // reason: fixed test inputs
+mod tests {
+    use super::*;
+    use crate::topic::{HubUrl, MatcherType};
+
+    fn engine() -> MatcherEngine {
+        let url = url::Url::parse("https://localhost/.well-known/mercure").unwrap();
+        MatcherEngine::new(HubUrl::new(&url), 1000)
+    }
+
+    fn subscriber(engine: &MatcherEngine, num: u64, kind: MatcherType, m: &str) -> Arc<Subscriber> {
+        let matcher = engine.compile(kind, m).unwrap();
+        Arc::new(Subscriber::new(
+            num,
+            vec![matcher],
+            None,
+            16,
+            None,
+            None,
+            false,
+        ))
+    }
+
+    fn update(topic: &str) -> Update {
+        Update {
+            seq: 1,
+            id: "urn:uuid:1".into(),
+            topics: vec![topic.into()].into_boxed_slice(),
+            private: false,
+            frame: crate::sse::encode_event("urn:uuid:1", None, None, "x"),
+        }
+    }
+
+    /// The inline-commit bound: the topic's exact subscribers plus every evaluated one, counted
+    /// once per subscriber whatever the insert and removal order.
+    #[test]
+    fn fan_out_bound_counts_exact_and_evaluated_subscribers() {
+        let engine = engine();
+        let index = Index::new();
+        let topic = "https://example.com/a";
+        let exact = subscriber(&engine, 1, MatcherType::Exact, topic);
+        let any = subscriber(&engine, 2, MatcherType::Exact, "*");
+        let pattern = subscriber(
+            &engine,
+            3,
+            MatcherType::UrlPattern,
+            "https://example.com/:x",
+        );
+        for s in [&exact, &any, &pattern] {
+            index.insert(s);
+        }
+        index.insert(&pattern);
+        assert_eq!(index.fan_out_bound(&update(topic)), 3);
+        assert_eq!(index.fan_out_bound(&update("https://example.com/b")), 2);
+        assert!(index.remove(&any).is_some());
+        assert!(index.remove(&any).is_none());
+        assert_eq!(index.fan_out_bound(&update(topic)), 2);
+        index.remove(&pattern);
+        index.remove(&exact);
+        assert_eq!(index.fan_out_bound(&update(topic)), 0);
     }
 }
