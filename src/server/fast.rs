@@ -3,7 +3,7 @@
 //! (httparse), answered by the same handler as every other request, and its response or SSE
 //! stream written straight to the socket — without hyper's per-connection buffers (8 KiB read +
 //! 8 KiB write, kept for the connection's life), which were most of an idle subscriber's memory,
-//! and without hyper's per-request machinery, which was a tenth of a keep-alive publish's CPU.
+//! and without hyper's per-request machinery, about a seventh of a keep-alive publish's CPU.
 //! Anything else (other methods and paths, HTTP/1.0, h2 prefaces, chunked or `Expect` bodies,
 //! pipelined bytes) is handed to hyper with the bytes already read.
 use std::future::{poll_fn, Future};
