@@ -8,18 +8,32 @@
 mod common;
 use common::*;
 
+use std::time::Duration;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A raw HTTP/1.1 connection with a read buffer; every read is bounded by `DEADLINE`.
 struct Raw {
-    tcp: TcpStream,
+    tcp: BoxIo,
     buf: Vec<u8>,
 }
 
 impl Raw {
     async fn connect(hub: &TestHub) -> Self {
         let tcp = TcpStream::connect(hub.addr).await.expect("connect");
+        Self {
+            tcp: Box::new(tcp),
+            buf: Vec::new(),
+        }
+    }
+
+    /// HTTP/1.1 over TLS (ALPN `http/1.1`).
+    async fn connect_tls(hub: &TestHub) -> Self {
+        let proto = Proto::TlsH1;
+        let tcp = open_io(hub.addr_for(proto), proto)
+            .await
+            .expect("TLS connect");
         Self {
             tcp,
             buf: Vec::new(),
@@ -299,10 +313,12 @@ async fn publishes_on_one_kept_alive_connection() {
     assert_eq!(header(&headers, "connection"), None, "kept alive");
     assert_eq!(received_id(&mut sub, "one write").await, first);
 
+    // A slow client: the body follows its head a moment later (hyper reads it, within its
+    // own body timeout).
     let (head, body) = publish_request(&auth, "two writes");
     publisher.send(&head).await;
     publisher.tcp.flush().await.expect("flush");
-    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     publisher.send(&body).await;
     let (code, _, second) = publisher.response().await;
     assert_eq!(code, 200, "{second}");
@@ -346,5 +362,75 @@ async fn pipelined_publishes_are_answered_in_order() {
     assert_eq!((c1, c2), (200, 200), "{id1} {id2}");
     assert_eq!(received_id(&mut sub, "pipelined one").await, id1);
     assert_eq!(received_id(&mut sub, "pipelined two").await, id2);
+    hub.shutdown().await;
+}
+
+/// A publish without a token is answered 401 from its head (spec "Authorization"): a large body
+/// that has not all arrived is never waited for, so an unauthenticated client cannot park it in
+/// the hub.
+#[tokio::test]
+async fn unauthorized_publish_is_refused_before_its_body() {
+    let hub = TestHub::start().await;
+    let mut publisher = Raw::connect(&hub).await;
+    publisher
+        .send(&format!(
+            "POST /.well-known/mercure HTTP/1.1\r\nHost: hub.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 65536\r\n\r\n{}",
+            "x".repeat(1000)
+        ))
+        .await;
+    let (code, headers) = publisher.head().await;
+    assert_eq!(code, 401);
+    assert!(
+        header(&headers, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
+        "{headers:?}"
+    );
+    hub.shutdown().await;
+}
+
+/// RFC 9113 §3.4: the HTTP/2 preface opens a connection. After an HTTP/1.1 publish on the same
+/// connection it is refused (closed, nothing sent), not taken as a protocol switch.
+#[tokio::test]
+async fn h2_preface_after_a_request_closes_the_connection() {
+    let hub = TestHub::start().await;
+    let mut publisher = Raw::connect(&hub).await;
+    let (head, body) = publish_request(
+        &format!("Authorization: Bearer {}\r\n", publish_all()),
+        "first",
+    );
+    publisher.send(&format!("{head}{body}")).await;
+    let (code, _, id) = publisher.response().await;
+    assert_eq!(code, 200, "{id}");
+    // The preface and an empty SETTINGS frame.
+    publisher
+        .send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await;
+    let rest = publisher.read_to_eof().await;
+    assert!(rest.is_empty(), "answered after a late preface: {rest:?}");
+    hub.shutdown().await;
+}
+
+/// `Connection: close` over TLS: the answer, then a clean close (close_notify before the FIN,
+/// so the client can tell a complete response from a truncated one).
+#[tokio::test]
+async fn connection_close_over_tls_ends_with_close_notify() {
+    let hub = TestHub::start().await;
+    let mut publisher = Raw::connect_tls(&hub).await;
+    let (head, body) = publish_request(
+        &format!(
+            "Authorization: Bearer {}\r\nConnection: close\r\n",
+            publish_all()
+        ),
+        "then close",
+    );
+    publisher.send(&format!("{head}{body}")).await;
+    let (code, headers, id) = publisher.response().await;
+    assert_eq!(code, 200, "{id}");
+    assert_eq!(header(&headers, "connection"), Some("close"));
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(DEADLINE, publisher.tcp.read_to_end(&mut rest))
+        .await
+        .expect("closed within the deadline");
+    assert!(end.is_ok(), "no close_notify: {end:?}");
+    assert!(rest.is_empty(), "bytes after the response: {rest:?}");
     hub.shutdown().await;
 }

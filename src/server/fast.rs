@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use http_body::Body;
 use http_body_util::Full;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Sleep;
 
@@ -28,7 +28,7 @@ use crate::subscriber::ConnectionKill;
 /// A head larger than this is hyper's to judge (it answers 431).
 const MAX_HEAD: usize = 16 * 1024;
 /// A publish body larger than this is read by hyper (which applies the configured limit as it
-/// streams); smaller ones are read here whole, with their head.
+/// streams); smaller ones are read here, with their head, when they arrived with it.
 const MAX_BODY: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
 /// How long a finished stream's close (TLS close_notify) may take.
@@ -39,19 +39,27 @@ const FIRST_READ: usize = 1024;
 /// A request this path serves: a `GET` (no body) or `POST` (its whole body) of the hub.
 type FastRequest = Request<Full<Bytes>>;
 
-/// What the first bytes of a connection asked for.
+/// What the next request on a connection asked for.
 pub(super) enum Sniffed {
     /// A `GET` or `POST` of the hub, parsed (with its body): handled here.
     Serve(Box<FastRequest>),
     /// Anything else: hyper serves the connection, reading these bytes first.
     Hyper(Bytes),
-    /// The client closed, failed or sent no complete request in time.
+    /// The client closed, failed, sent no complete head in time, or sent an HTTP/2 preface
+    /// after an HTTP/1.1 request (RFC 9113 §3.4: only at the start of a connection).
     Gone,
 }
 
-/// Reads the first request (head and body, within `timeout`) and decides who serves the
-/// connection.
-pub(super) async fn sniff<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -> Sniffed {
+/// Reads the next request (its head within `timeout`) and decides who serves it. `opening`:
+/// nothing was served on the connection yet (only then may it start HTTP/2). A body is read
+/// here only when it came with its head (already in the socket once the head is complete); one
+/// still on its way is hyper's, so hyper's body timeout applies, and the handler answers an
+/// unauthorized publish before any of it is read — a client cannot park a large body here.
+pub(super) async fn sniff<I: AsyncRead + Unpin>(
+    io: &mut I,
+    timeout: Duration,
+    opening: bool,
+) -> Sniffed {
     let mut buf = Vec::with_capacity(FIRST_READ);
     let read = async {
         loop {
@@ -59,8 +67,18 @@ pub(super) async fn sniff<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -
                 Ok(0) | Err(_) => return None,
                 Ok(_) => {}
             }
-            if let Some(decision) = decide(&buf) {
-                return Some(decision);
+            loop {
+                match decide(&buf, opening) {
+                    Some(Decision::Body(missing)) => {
+                        match read_ready(io, &mut buf, missing).await {
+                            Some(0) => return None,
+                            Some(_) => continue,
+                            None => return Some(Decision::Hyper),
+                        }
+                    }
+                    Some(decision) => return Some(decision),
+                    None => break,
+                }
             }
             buf.reserve(FIRST_READ);
         }
@@ -69,17 +87,44 @@ pub(super) async fn sniff<I: AsyncRead + Unpin>(io: &mut I, timeout: Duration) -
     match outcome {
         Ok(Some(Decision::Serve(req))) => Sniffed::Serve(req),
         Ok(Some(Decision::Hyper)) => Sniffed::Hyper(Bytes::from(buf)),
-        Ok(None) | Err(_) => Sniffed::Gone,
+        Ok(Some(Decision::Body(_) | Decision::Refuse) | None) | Err(_) => Sniffed::Gone,
     }
+}
+
+/// Appends up to `want` bytes the socket already holds, without waiting: `Some(0)` at EOF or on
+/// an error, `None` when nothing is there yet (the read stays registered with the task's
+/// waker, which is harmless: the caller hands `io` on).
+async fn read_ready<I: AsyncRead + Unpin>(
+    io: &mut I,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> Option<usize> {
+    let start = buf.len();
+    buf.resize(start + want, 0);
+    let read = poll_fn(|cx| {
+        let mut window = ReadBuf::new(&mut buf[start..]);
+        Poll::Ready(match Pin::new(&mut *io).poll_read(cx, &mut window) {
+            Poll::Ready(Ok(())) => Some(window.filled().len()),
+            Poll::Ready(Err(_)) => Some(0),
+            Poll::Pending => None,
+        })
+    })
+    .await;
+    buf.truncate(start + read.unwrap_or(0));
+    read
 }
 
 enum Decision {
     Serve(Box<FastRequest>),
     Hyper,
+    /// The head of a publish is complete; this many bytes of its body are missing.
+    Body(usize),
+    /// An HTTP/2 preface on a connection that already served HTTP/1.1.
+    Refuse,
 }
 
-/// `None`: need more bytes (never past `MAX_HEAD` + `MAX_BODY`).
-fn decide(buf: &[u8]) -> Option<Decision> {
+/// `None`: need more bytes of the head (never past `MAX_HEAD`).
+fn decide(buf: &[u8], opening: bool) -> Option<Decision> {
     /// RFC 9113 §3.4: hyper tells h2 from HTTP/1.1 by these bytes, and waits for them without a
     /// time limit; the sniffer waits instead, within its own.
     const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -88,8 +133,14 @@ fn decide(buf: &[u8]) -> Option<Decision> {
         let n = buf.len().min(word.len());
         buf[..n] == word[..n]
     };
-    if buf.len() < H2_PREFACE.len() && is_prefix(H2_PREFACE) {
-        return None;
+    if is_prefix(H2_PREFACE) {
+        // "PRI" is no HTTP/1.1 method the hub serves; "P" and "PR" may still be a POST.
+        if !opening && buf.len() >= 3 {
+            return Some(Decision::Refuse);
+        }
+        if buf.len() < H2_PREFACE.len() {
+            return None;
+        }
     }
     if !METHODS.into_iter().any(is_prefix) {
         return Some(Decision::Hyper);
@@ -107,7 +158,7 @@ fn decide(buf: &[u8]) -> Option<Decision> {
 
 /// The request if it is one this path serves: HTTP/1.1 `GET` of the hub path without a body,
 /// or `POST` of it with a `Content-Length` body of at most `MAX_BODY` that `rest` holds
-/// exactly (`None` while it holds less). Anything else — other methods and paths, chunked or
+/// exactly (`Body` while it holds less). Anything else — other methods and paths, chunked or
 /// `Expect` bodies, upgrades, bytes pipelined after the request — is hyper's.
 fn served(parsed: &httparse::Request<'_, '_>, rest: &[u8]) -> Option<Decision> {
     let hyper = Some(Decision::Hyper);
@@ -151,7 +202,7 @@ fn served(parsed: &httparse::Request<'_, '_>, rest: &[u8]) -> Option<Decision> {
         return hyper;
     }
     match rest.len().cmp(&length) {
-        std::cmp::Ordering::Less => return None,
+        std::cmp::Ordering::Less => return Some(Decision::Body(length - rest.len())),
         std::cmp::Ordering::Greater => return hyper,
         std::cmp::Ordering::Equal => {}
     }
@@ -197,12 +248,13 @@ pub(super) async fn first<I>(
     state: Arc<AppState>,
     info: ConnInfo,
     stop: &mut watch::Receiver<bool>,
+    opening: bool,
 ) -> First
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let sniffed = tokio::select! {
-        s = sniff(io, super::HEADER_READ_TIMEOUT) => s,
+        s = sniff(io, super::HEADER_READ_TIMEOUT, opening) => s,
         () = super::stopped(stop) => return First::Close,
     };
     let req = match sniffed {
@@ -220,14 +272,19 @@ where
         // The connection closes when the stream ends: say so (RFC 9112 §9.6).
         HubBody::Sse(body) => First::Stream(head(&parts, None, true), body),
         HubBody::Full(data) => {
+            // Shutting down: this is the connection's last response, and it says so.
+            let closes = client_closes || *stop.borrow();
             let data = data.unwrap_or_default();
-            let mut out = Out::whole(head(&parts, Some(data.len()), client_closes), &data);
+            let mut out = Out::whole(head(&parts, Some(data.len()), closes), &data);
             let sent = poll_fn(|cx| out.poll_send(io, cx)).await;
-            if sent.is_err() || client_closes {
-                First::Close
-            } else {
-                First::KeepAlive
+            if sent.is_ok() && !closes {
+                return First::KeepAlive;
             }
+            if sent.is_ok() {
+                // A clean end (TLS close_notify, then the FIN), like hyper's.
+                let _ = tokio::time::timeout(CLOSE_GRACE, io.shutdown()).await;
+            }
+            First::Close
         }
     }
 }
@@ -664,6 +721,25 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
 mod tests {
     use super::*;
 
+    /// The decision on a connection's first request.
+    fn decide_first(buf: &[u8]) -> Option<Decision> {
+        decide(buf, true)
+    }
+
+    /// RFC 9113 §3.4: the preface starts a connection; after an HTTP/1.1 request it is refused
+    /// (hyper would switch protocols), while "P" and "PR" may still begin a POST.
+    #[test]
+    fn h2_preface_only_opens_a_connection() {
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        assert!(matches!(decide(preface, true), Some(Decision::Hyper)));
+        assert!(matches!(decide(preface, false), Some(Decision::Refuse)));
+        assert!(matches!(decide(b"PRI", false), Some(Decision::Refuse)));
+        assert!(decide(b"PR", false).is_none());
+        assert!(decide(b"P", false).is_none());
+        let publish = b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(decide(publish, false), Some(Decision::Serve(_))));
+    }
+
     #[test]
     fn hex_lines() {
         let mut b = [0u8; 16];
@@ -684,14 +760,14 @@ mod tests {
     #[test]
     fn decides() {
         let ok = b"GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(matches!(decide(ok), Some(Decision::Serve(_))));
-        assert!(decide(&ok[..20]).is_none(), "partial head waits");
-        assert!(decide(b"GE").is_none());
+        assert!(matches!(decide_first(ok), Some(Decision::Serve(_))));
+        assert!(decide_first(&ok[..20]).is_none(), "partial head waits");
+        assert!(decide_first(b"GE").is_none());
         // A prefix of the h2 preface waits (hyper would wait for the rest without a limit).
-        assert!(decide(b"P").is_none());
-        assert!(decide(b"PRI * HTTP/2.0\r\n").is_none());
-        assert!(decide(b"PO").is_none(), "a prefix of POST waits");
-        assert!(matches!(decide(b"PUT"), Some(Decision::Hyper)));
+        assert!(decide_first(b"P").is_none());
+        assert!(decide_first(b"PRI * HTTP/2.0\r\n").is_none());
+        assert!(decide_first(b"PO").is_none(), "a prefix of POST waits");
+        assert!(matches!(decide_first(b"PUT"), Some(Decision::Hyper)));
         for other in [
             &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
             b"GET /healthz HTTP/1.1\r\n\r\n",
@@ -703,7 +779,7 @@ mod tests {
             b"POST / HTTP/1.1\r\n\r\n",
         ] {
             assert!(
-                matches!(decide(other), Some(Decision::Hyper)),
+                matches!(decide_first(other), Some(Decision::Hyper)),
                 "{}",
                 String::from_utf8_lossy(other)
             );
@@ -711,10 +787,12 @@ mod tests {
     }
 
     fn served_request(buf: &[u8]) -> FastRequest {
-        match decide(buf) {
+        match decide_first(buf) {
             Some(Decision::Serve(req)) => *req,
             Some(Decision::Hyper) => panic!("handed to hyper: {}", String::from_utf8_lossy(buf)),
-            None => panic!("waits: {}", String::from_utf8_lossy(buf)),
+            None | Some(Decision::Body(_) | Decision::Refuse) => {
+                panic!("not served: {}", String::from_utf8_lossy(buf))
+            }
         }
     }
 
@@ -729,12 +807,41 @@ mod tests {
         assert_eq!(req.method(), Method::POST);
         assert_eq!(req.headers()[header::CONTENT_LENGTH], "15");
         assert_eq!(req.body().size_hint().exact(), Some(15));
-        // The head alone, or part of the body: wait for the rest.
-        assert!(decide(head).is_none());
-        assert!(decide(&whole[..whole.len() - 1]).is_none());
+        // The head alone, or part of the body: the rest is read if it is already there.
+        assert!(matches!(decide_first(head), Some(Decision::Body(15))));
+        assert!(matches!(
+            decide_first(&whole[..whole.len() - 1]),
+            Some(Decision::Body(1))
+        ));
+        assert!(
+            decide_first(&head[..head.len() - 1]).is_none(),
+            "partial head waits"
+        );
         // No body at all is an empty one (the handler answers it).
         let empty = served_request(b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(empty.body().size_hint().exact(), Some(0));
+        // Every split point: the head waits, then the body is asked for, byte by byte.
+        for cut in 0..whole.len() {
+            match decide_first(&whole[..cut]) {
+                None => assert!(cut < head.len(), "waits past the head at {cut}"),
+                Some(Decision::Body(n)) => assert_eq!(n, whole.len() - cut, "at {cut}"),
+                _ => panic!("decided early at {cut}"),
+            }
+        }
+        let zeros = b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 002\r\n\r\nab";
+        assert_eq!(served_request(zeros).body().size_hint().exact(), Some(2));
+        let mut largest =
+            format!("POST /.well-known/mercure HTTP/1.1\r\nContent-Length: {MAX_BODY}\r\n\r\n")
+                .into_bytes();
+        largest.resize(largest.len() + MAX_BODY, b'x');
+        assert_eq!(
+            served_request(&largest).body().size_hint().exact(),
+            Some(MAX_BODY as u64)
+        );
+        let many_headers = format!(
+            "POST /.well-known/mercure HTTP/1.1\r\n{}\r\n",
+            "X-A: b\r\n".repeat(MAX_HEADERS + 1)
+        );
         let mut pipelined = whole.clone();
         pipelined.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
         let big = format!(
@@ -745,6 +852,11 @@ mod tests {
             &pipelined[..],
             big.as_bytes(),
             b"POST /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nTRANSFER-ENCODING: chunked\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            b"POST http://hub.test/.well-known/mercure HTTP/1.1\r\n\r\n",
+            b"\r\nPOST /.well-known/mercure HTTP/1.1\r\n\r\n",
+            many_headers.as_bytes(),
             b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 2\r\n\
               Transfer-Encoding: chunked\r\n\r\n",
             b"POST /.well-known/mercure HTTP/1.1\r\nExpect: 100-continue\r\n\
@@ -757,7 +869,7 @@ mod tests {
             b"POST /healthz HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
         ] {
             assert!(
-                matches!(decide(hyper), Some(Decision::Hyper)),
+                matches!(decide_first(hyper), Some(Decision::Hyper)),
                 "{}",
                 String::from_utf8_lossy(hyper)
             );

@@ -412,12 +412,15 @@ impl ConnTask {
         let prefix = if h2_alpn {
             bytes::Bytes::new()
         } else {
+            let mut opening = true;
             loop {
                 let state = Arc::clone(&self.state);
-                let first =
-                    Box::pin(fast::first(&mut io, state, info.clone(), &mut self.stop)).await;
-                match first {
-                    fast::First::KeepAlive => continue,
+                let first = fast::first(&mut io, state, info.clone(), &mut self.stop, opening);
+                match Box::pin(first).await {
+                    fast::First::KeepAlive => {
+                        opening = false;
+                        continue;
+                    }
                     fast::First::Close => return,
                     fast::First::Hyper(prefix) => break prefix,
                     fast::First::Stream(head, body) => {

@@ -217,9 +217,10 @@ impl Response {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+/// A byte stream to the hub: TCP or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
-type BoxIo = Box<dyn Io>;
+pub type BoxIo = Box<dyn Io>;
 type ConnFuture = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 
 /// A response body plus, for HTTP/1.1, the connection that feeds it. The h1 connection is
@@ -467,7 +468,8 @@ impl TestClient {
     }
 }
 
-async fn open_io(addr: SocketAddr, proto: Proto) -> Result<BoxIo, BoxError> {
+/// A connection to `addr` speaking `proto`'s transport (TLS with its one ALPN protocol).
+pub async fn open_io(addr: SocketAddr, proto: Proto) -> Result<BoxIo, BoxError> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let Some(alpn) = proto.alpn() else {

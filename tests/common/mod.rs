@@ -19,8 +19,8 @@ pub mod presence;
 pub mod sse;
 
 pub use client::{
-    certs_dev_dir, error_chain, query_method, Proto, Request, Response, TestClient, ALPN_H1,
-    ALPN_H2, DEADLINE,
+    certs_dev_dir, error_chain, open_io, query_method, BoxIo, Proto, Request, Response, TestClient,
+    ALPN_H1, ALPN_H2, DEADLINE,
 };
 pub use hub::{
     match_param, publish_all, publisher_token, sub_target, subscribe_all, subscriber_token,
