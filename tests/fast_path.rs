@@ -28,6 +28,14 @@ impl Raw {
         }
     }
 
+    /// A subscriber to the test topic with a token, its stream head read.
+    async fn subscriber(hub: &TestHub) -> Self {
+        let mut raw = Self::connect(hub).await;
+        raw.send(&authorized_subscribe_head()).await;
+        assert_eq!(raw.head().await.0, 200);
+        raw
+    }
+
     /// HTTP/1.1 over TLS (ALPN `http/1.1`).
     async fn connect_tls(hub: &TestHub) -> Self {
         let proto = Proto::TlsH1;
@@ -101,11 +109,32 @@ impl Raw {
         (code, headers, body)
     }
 
+    /// Publishes `data` (with `extra` headers) in one write and reads the whole response.
+    async fn publish(&mut self, extra: &str, data: &str) -> (u16, Vec<(String, String)>, String) {
+        let (head, body) = publish_request(extra, data);
+        self.send(&format!("{head}{body}")).await;
+        self.response().await
+    }
+
+    /// Reads until the peer closes, which it must do without sending anything more.
+    async fn assert_closes_silently(&mut self, after: &str) {
+        let rest = self.read_to_eof().await;
+        assert!(rest.is_empty(), "bytes {after}: {rest:?}");
+    }
+
     /// Reads until the peer closes; returns everything received.
     async fn read_to_eof(&mut self) -> String {
         while self.fill().await {}
         self.text()
     }
+}
+
+/// RFC 6750 §3: a refused request carries a `Bearer` challenge.
+fn assert_bearer_challenge(headers: &[(String, String)]) {
+    assert!(
+        header(headers, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
+        "{headers:?}"
+    );
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -177,10 +206,7 @@ async fn error_then_keep_alive_on_the_same_connection() {
     raw.send(&subscribe_head("")).await;
     let (code, headers, body) = raw.response().await;
     assert_eq!(code, 401, "{body}");
-    assert!(
-        header(&headers, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
-        "{headers:?}"
-    );
+    assert_bearer_challenge(&headers);
     let form = "topic=https%3A%2F%2Fexample.com%2Ffast&data=after+the+401";
     raw.send(&format!(
         "POST /.well-known/mercure HTTP/1.1\r\nHost: hub.test\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
@@ -240,8 +266,7 @@ async fn error_with_connection_close_closes() {
     let (code, headers, _) = raw.response().await;
     assert_eq!(code, 401);
     assert_eq!(header(&headers, "connection"), Some("close"));
-    let rest = raw.read_to_eof().await;
-    assert!(rest.is_empty(), "bytes after the response: {rest:?}");
+    raw.assert_closes_silently("after the response").await;
     hub.shutdown().await;
 }
 
@@ -259,6 +284,11 @@ async fn pipelined_requests_are_answered_in_order() {
     let (second, _, body) = raw.response().await;
     assert_eq!((first, second), (401, 200), "{body}");
     hub.shutdown().await;
+}
+
+/// The publisher's `Authorization` header line.
+fn bearer() -> String {
+    format!("Authorization: Bearer {}\r\n", publish_all())
 }
 
 /// A publish request over a raw connection: `extra` headers, then the form as its body.
@@ -300,15 +330,11 @@ async fn received_id(raw: &mut Raw, data: &str) -> String {
 #[tokio::test]
 async fn publishes_on_one_kept_alive_connection() {
     let hub = TestHub::start().await;
-    let mut sub = Raw::connect(&hub).await;
-    sub.send(&authorized_subscribe_head()).await;
-    assert_eq!(sub.head().await.0, 200);
+    let mut sub = Raw::subscriber(&hub).await;
     let mut publisher = Raw::connect(&hub).await;
-    let auth = format!("Authorization: Bearer {}\r\n", publish_all());
+    let auth = bearer();
 
-    let (head, body) = publish_request(&auth, "one write");
-    publisher.send(&format!("{head}{body}")).await;
-    let (code, headers, first) = publisher.response().await;
+    let (code, headers, first) = publisher.publish(&auth, "one write").await;
     assert_eq!(code, 200, "{first}");
     assert_eq!(header(&headers, "connection"), None, "kept alive");
     assert_eq!(received_id(&mut sub, "one write").await, first);
@@ -325,14 +351,9 @@ async fn publishes_on_one_kept_alive_connection() {
     assert_ne!(first, second);
     assert_eq!(received_id(&mut sub, "two writes").await, second);
 
-    let (head, body) = publish_request("", "no token");
-    publisher.send(&format!("{head}{body}")).await;
-    let (code, headers, _) = publisher.response().await;
+    let (code, headers, _) = publisher.publish("", "no token").await;
     assert_eq!(code, 401);
-    assert!(
-        header(&headers, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
-        "{headers:?}"
-    );
+    assert_bearer_challenge(&headers);
 
     let (head, body) = publish_request(&format!("{auth}Expect: 100-continue\r\n"), "continued");
     publisher.send(&head).await;
@@ -349,11 +370,9 @@ async fn publishes_on_one_kept_alive_connection() {
 #[tokio::test]
 async fn pipelined_publishes_are_answered_in_order() {
     let hub = TestHub::start().await;
-    let mut sub = Raw::connect(&hub).await;
-    sub.send(&authorized_subscribe_head()).await;
-    assert_eq!(sub.head().await.0, 200);
+    let mut sub = Raw::subscriber(&hub).await;
     let mut publisher = Raw::connect(&hub).await;
-    let auth = format!("Authorization: Bearer {}\r\n", publish_all());
+    let auth = bearer();
     let (h1, b1) = publish_request(&auth, "pipelined one");
     let (h2, b2) = publish_request(&auth, "pipelined two");
     publisher.send(&format!("{h1}{b1}{h2}{b2}")).await;
@@ -380,10 +399,7 @@ async fn unauthorized_publish_is_refused_before_its_body() {
         .await;
     let (code, headers) = publisher.head().await;
     assert_eq!(code, 401);
-    assert!(
-        header(&headers, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
-        "{headers:?}"
-    );
+    assert_bearer_challenge(&headers);
     hub.shutdown().await;
 }
 
@@ -393,19 +409,15 @@ async fn unauthorized_publish_is_refused_before_its_body() {
 async fn h2_preface_after_a_request_closes_the_connection() {
     let hub = TestHub::start().await;
     let mut publisher = Raw::connect(&hub).await;
-    let (head, body) = publish_request(
-        &format!("Authorization: Bearer {}\r\n", publish_all()),
-        "first",
-    );
-    publisher.send(&format!("{head}{body}")).await;
-    let (code, _, id) = publisher.response().await;
+    let (code, _, id) = publisher.publish(&bearer(), "first").await;
     assert_eq!(code, 200, "{id}");
     // The preface and an empty SETTINGS frame.
     publisher
         .send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await;
-    let rest = publisher.read_to_eof().await;
-    assert!(rest.is_empty(), "answered after a late preface: {rest:?}");
+    publisher
+        .assert_closes_silently("answering a late preface")
+        .await;
     hub.shutdown().await;
 }
 
@@ -415,15 +427,8 @@ async fn h2_preface_after_a_request_closes_the_connection() {
 async fn connection_close_over_tls_ends_with_close_notify() {
     let hub = TestHub::start().await;
     let mut publisher = Raw::connect_tls(&hub).await;
-    let (head, body) = publish_request(
-        &format!(
-            "Authorization: Bearer {}\r\nConnection: close\r\n",
-            publish_all()
-        ),
-        "then close",
-    );
-    publisher.send(&format!("{head}{body}")).await;
-    let (code, headers, id) = publisher.response().await;
+    let extra = format!("{}Connection: close\r\n", bearer());
+    let (code, headers, id) = publisher.publish(&extra, "then close").await;
     assert_eq!(code, 200, "{id}");
     assert_eq!(header(&headers, "connection"), Some("close"));
     let mut rest = Vec::new();

@@ -778,12 +778,16 @@ mod tests {
             b"GET /.well-known/mercure HTTP/1.1\r\nBad Header\r\n\r\n",
             b"POST / HTTP/1.1\r\n\r\n",
         ] {
-            assert!(
-                matches!(decide_first(other), Some(Decision::Hyper)),
-                "{}",
-                String::from_utf8_lossy(other)
-            );
+            assert_hyper(other);
         }
+    }
+
+    fn assert_hyper(buf: &[u8]) {
+        assert!(
+            matches!(decide_first(buf), Some(Decision::Hyper)),
+            "{}",
+            String::from_utf8_lossy(buf)
+        );
     }
 
     fn served_request(buf: &[u8]) -> FastRequest {
@@ -868,11 +872,7 @@ mod tests {
             b"POST /.well-known/mercure HTTP/1.0\r\nContent-Length: 2\r\n\r\nab",
             b"POST /healthz HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
         ] {
-            assert!(
-                matches!(decide_first(hyper), Some(Decision::Hyper)),
-                "{}",
-                String::from_utf8_lossy(hyper)
-            );
+            assert_hyper(hyper);
         }
     }
 
