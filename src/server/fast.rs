@@ -226,12 +226,12 @@ fn served(parsed: &httparse::Request<'_, '_>, rest: &[u8]) -> Option<Decision> {
     Some(Decision::Serve(Box::new(req)))
 }
 
-/// What became of a connection after its first request.
+/// What became of a connection after a request on the fast path.
 pub(super) enum First {
     /// Hyper serves it from here, reading these bytes first.
     Hyper(Bytes),
     /// A whole response was written and the client keeps the connection: sniff its next
-    /// request (within the head timeout, like the first).
+    /// request (within the head timeout, like the one before).
     KeepAlive,
     /// An SSE stream to write: the response head, then the body as chunks.
     Stream(Bytes, Box<SseBody>),
@@ -239,9 +239,9 @@ pub(super) enum First {
     Close,
 }
 
-/// The short-lived start of a connection: sniffs the first request and, when it is a
-/// subscription or a publish, runs the handler and writes a whole response (a publish's answer,
-/// errors) or returns the stream.
+/// One request of a connection's fast-path phase (its first, or the next after a kept-alive
+/// response): sniffs it and, when it is a subscription or a publish, runs the handler and writes
+/// a whole response (a publish's answer, errors) or returns the stream.
 /// Callers box this future: the task keeps the size of its largest state for its whole life.
 pub(super) async fn first<I>(
     io: &mut I,

@@ -58,11 +58,14 @@ def median(vals):
 def spread(vals, unit=""):
     return f"{len(vals)} rounds: " + ", ".join(f"{v:,.0f}{unit}" if v >= 100 else f"{v:.1f}{unit}" for v in vals)
 
+
 rows = []  # (goal, measure, unit, qs, nchan, lower_is_better)
+
 
 def row(goal, measure, unit, qs, nchan=None, lower=True):
     rows.append({"goal": goal, "measure": measure, "unit": unit, "quicksilver": qs, "nchan": nchan,
                  "lower_is_better": lower})
+
 
 both = lambda f: (f("qs"), f("nchan"))
 small = subs // 10
@@ -135,6 +138,7 @@ row("6 connects", "connect p99 (one connect: TCP + request + first bytes)", "ms"
 row("6 connects", "failed connects", "",
     *both(lambda s: get(step(load(s, "h1-broadcast")), "failed")))
 
+
 def fmt(v):
     if v is None:
         return "—"
@@ -144,11 +148,13 @@ def fmt(v):
         return f"{int(v):,}"
     return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
 
+
 def ratio(r):
     q, n = r["quicksilver"], r["nchan"]
     if not isinstance(q, (int, float)) or not isinstance(n, (int, float)) or n == 0:
         return "—"
     return f"{q / n:.2f}"
+
 
 try:
     cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
